@@ -1,0 +1,59 @@
+# One-command entry points. `make run` runs the main job, `make test` the tests.
+# Every target first makes sure .venv exists and matches requirements*.txt; when it
+# does, that check is a file-date comparison and costs nothing.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/main
+PYTEST_ARGS ?=
+
+# Python 3.10 is required: Launchpad 0.5.2 has wheels for cp37-cp310 only.
+PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3 2>/dev/null | tail -n 1)
+
+# Headless MuJoCo (no GLFW/X11 warnings), quiet TensorFlow C++ logs, and no stray
+# gym deprecation banner. Exported to every recipe.
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
+
+.PHONY: setup run test test-fast bench data clean help
+
+help:
+	@echo "make run       main job (see README), writes to RUN_DIR=$(RUN_DIR)"
+	@echo "make test      all tests (pytest)"
+	@echo "make test-fast tests without the 'integration' marker"
+	@echo "make bench     benchmarks -> benchmarks/results/"
+	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	@if [ -z "$(PYTHON310)" ]; then \
+	  echo "error: Python 3.10 not found (looked for python3.10 on PATH and pyenv's versions/3.10*)." >&2; \
+	  echo "       Install it, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv'," >&2; \
+	  echo "       or point make at it: make PYTHON310=/path/to/python3.10 ..." >&2; \
+	  exit 1; fi
+	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then \
+	  echo "creating $(VENV) with $(PYTHON310)"; rm -rf $(VENV); $(PYTHON310) -m venv $(VENV); fi
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m launchers.main_job --run_dir=$(RUN_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.env_throughput
+
+clean:
+	rm -rf runs .pytest_cache
