@@ -1,0 +1,50 @@
+"""MuJoCo (dm_control suite) tasks as dm-env environments, and offline datasets.
+
+  make_environment('cartpole_swingup', seed=0)     one suite task (suite.py)
+  MultiTaskEnvironment(tasks, seed, mode='cycle')  several, one padded spec
+  make_policy / list_policies                      behaviour policies
+  write_dataset / load_dataset                     RLDS datasets via EnvLogger
+  python -m environments.generate ...              the dataset CLI
+
+The names below are loaded on first access (PEP 562), so `import environments`
+imports nothing heavy: no dm_control, MuJoCo, EnvLogger, TensorFlow or JAX. It
+also lets the CLI configure EnvLogger's C++ logging before EnvLogger loads.
+"""
+
+import importlib
+from typing import Any, List
+
+_EXPORTS = {
+    'Dataset': 'dataset',
+    'load_dataset': 'dataset',
+    'CorruptDatasetError': 'errors',
+    'DatasetError': 'errors',
+    'DatasetExistsError': 'errors',
+    'DatasetNotFoundError': 'errors',
+    'DatasetSpecError': 'errors',
+    'MissingFieldError': 'errors',
+    'NotADatasetError': 'errors',
+    'UnknownPolicyError': 'errors',
+    'UnknownTaskError': 'errors',
+    'MultiTaskEnvironment': 'multitask',
+    'list_policies': 'policies',
+    'make_policy': 'policies',
+    'environment_spec': 'suite',
+    'list_tasks': 'suite',
+    'make_environment': 'suite',
+    'write_dataset': 'writer',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  if name not in _EXPORTS:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  value = getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+  globals()[name] = value  # Later accesses skip this function.
+  return value
+
+
+def __dir__() -> List[str]:
+  return sorted(list(globals()) + __all__)

@@ -1,0 +1,151 @@
+"""Several suite tasks behind one dm-env interface with one fixed spec.
+
+A single network serving several tasks needs inputs and outputs of one shape. On
+every reset this environment picks a task (in order, or uniformly at random) and
+from then on presents it padded to the largest task:
+
+  observation = {
+    'proprio':      float32 [P_max]  the task's observation dict flattened in
+                                     sorted-key order, zero-padded,
+    'proprio_mask': float32 [P_max]  1 for real entries, 0 for padding,
+    'action_mask':  float32 [A_max]  1 for the task's real action dims,
+    'task_id':      int32   []       index of the current task in `tasks`,
+  }
+  action: float32 [A_max] in [-1, 1]; only the first A_task dims are used.
+
+The agent's network relies on these key names: `proprio_mask` masks input tokens,
+`action_mask` masks policy dims, `task_id` is embedded.
+"""
+
+from typing import Dict, List, Sequence
+
+import dm_env
+from dm_env import specs
+import numpy as np
+
+from environments import suite
+
+_MODES = ('cycle', 'sample')
+
+
+def _flat_size(observation_spec: Dict[str, specs.Array]) -> int:
+  return sum(int(np.prod(spec.shape)) for spec in observation_spec.values())
+
+
+class MultiTaskEnvironment(dm_env.Environment):
+  """Switches between suite tasks on reset; pads to one shared spec."""
+
+  def __init__(self, tasks: Sequence[str], seed: int, mode: str = 'cycle'):
+    """Builds one environment per task.
+
+    Args:
+      tasks: distinct task names (see `suite.list_tasks()`); `task_id` indexes it.
+      seed: seeds every task (each gets its own derived seed) and, in 'sample'
+        mode, the task choice.
+      mode: 'cycle' visits tasks in order starting with `tasks[0]`; 'sample'
+        draws one uniformly at every reset.
+
+    Raises:
+      ValueError: for an empty or repeated task list, or an unknown mode.
+      UnknownTaskError: for a task name that does not exist.
+    """
+    if not tasks:
+      raise ValueError('MultiTaskEnvironment needs at least one task.')
+    if len(set(tasks)) != len(tasks):
+      raise ValueError(f'Tasks must be distinct, got {list(tasks)}.')
+    if mode not in _MODES:
+      raise ValueError(f'Unknown mode {mode!r}; expected one of {_MODES}.')
+    self._tasks = tuple(tasks)
+    self._mode = mode
+    task_seeds, choice_seed = np.random.SeedSequence(seed).spawn(2)
+    env_seeds = task_seeds.generate_state(len(tasks))
+    self._envs = [suite.make_environment(task, int(s))
+                  for task, s in zip(self._tasks, env_seeds)]
+    self._rng = np.random.default_rng(choice_seed)
+    self._keys = [sorted(env.observation_spec()) for env in self._envs]
+    self._proprio_sizes = [_flat_size(env.observation_spec())
+                           for env in self._envs]
+    self._action_sizes = [env.action_spec().shape[0] for env in self._envs]
+    self._proprio_max = max(self._proprio_sizes)
+    self._action_max = max(self._action_sizes)
+    self._task_id = -1  # No task until the first reset.
+    self._reset_next_step = True
+
+  @property
+  def tasks(self) -> List[str]:
+    return list(self._tasks)
+
+  @property
+  def task_id(self) -> int:
+    """Index of the current task in `tasks`; -1 before the first reset."""
+    return self._task_id
+
+  @property
+  def current_task(self) -> str:
+    if self._task_id < 0:
+      raise RuntimeError('No current task before the first reset().')
+    return self._tasks[self._task_id]
+
+  def _next_task_id(self) -> int:
+    if self._mode == 'cycle':
+      return (self._task_id + 1) % len(self._tasks)
+    return int(self._rng.integers(len(self._tasks)))
+
+  def _pad(self, timestep: dm_env.TimeStep) -> dm_env.TimeStep:
+    i = self._task_id
+    flat = np.concatenate([timestep.observation[key].ravel()
+                           for key in self._keys[i]])  # [P_i]
+    proprio = np.zeros(self._proprio_max, np.float32)  # [P_max]
+    proprio[:flat.size] = flat
+    proprio_mask = np.zeros(self._proprio_max, np.float32)  # [P_max]
+    proprio_mask[:flat.size] = 1.0
+    action_mask = np.zeros(self._action_max, np.float32)  # [A_max]
+    action_mask[:self._action_sizes[i]] = 1.0
+    observation = {
+        'proprio': proprio,
+        'proprio_mask': proprio_mask,
+        'action_mask': action_mask,
+        'task_id': np.int32(i),
+    }
+    return timestep._replace(observation=observation)
+
+  def reset(self) -> dm_env.TimeStep:
+    self._task_id = self._next_task_id()
+    self._reset_next_step = False
+    return self._pad(self._envs[self._task_id].reset())
+
+  def step(self, action) -> dm_env.TimeStep:
+    if self._reset_next_step:
+      return self.reset()
+    action = np.asarray(action, dtype=np.float32)
+    if action.shape != (self._action_max,):
+      raise ValueError(f'Expected an action of shape ({self._action_max},), '
+                       f'got {action.shape}.')
+    timestep = self._envs[self._task_id].step(
+        action[:self._action_sizes[self._task_id]])
+    self._reset_next_step = timestep.last()
+    return self._pad(timestep)
+
+  def observation_spec(self) -> Dict[str, specs.Array]:
+    return {
+        'proprio': specs.Array((self._proprio_max,), np.float32, 'proprio'),
+        'proprio_mask': specs.Array((self._proprio_max,), np.float32,
+                                    'proprio_mask'),
+        'action_mask': specs.Array((self._action_max,), np.float32,
+                                   'action_mask'),
+        'task_id': specs.DiscreteArray(len(self._tasks), np.int32, 'task_id'),
+    }
+
+  def action_spec(self) -> specs.BoundedArray:
+    return specs.BoundedArray((self._action_max,), np.float32, -1.0, 1.0,
+                              'action')
+
+  def reward_spec(self) -> specs.Array:
+    return specs.Array((), np.float32, 'reward')
+
+  def discount_spec(self) -> specs.BoundedArray:
+    return specs.BoundedArray((), np.float32, 0.0, 1.0, 'discount')
+
+  def close(self):
+    for env in self._envs:
+      env.close()

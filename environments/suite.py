@@ -1,0 +1,95 @@
+"""dm_control suite tasks as dm-env environments with one set of conventions.
+
+Tasks are named `<domain>_<task>` (`cartpole_swingup`, `ball_in_cup_catch`,
+`humanoid_CMU_stand`), derived from `dm_control.suite.ALL_TASKS`. Names are
+matched exactly, never split on `_`: domains themselves contain underscores.
+
+Every environment returned by `make_environment` has
+  * observations: a dict keeping the suite's names, each a float32 array; scalar
+    entries become shape (1,), other shapes are unchanged;
+  * actions: float32, shape [A], bounded by [-1, 1]; +-1 maps to the physical
+    max/min of the task's actuators, out-of-range values are clipped;
+  * rewards: float32 scalars; discounts: float32 scalars in [0, 1] (suite tasks
+    end by time limit, so the last discount is 1, not 0).
+
+dm_control is imported inside functions so that `import environments` stays cheap.
+"""
+
+import difflib
+import functools
+from typing import Dict, List, Tuple
+
+from acme import specs as acme_specs
+import dm_env
+
+from environments import errors
+from environments import wrappers
+
+# Domains left out, and why (reported when someone asks for one of their tasks).
+_EXCLUDED_DOMAINS = {
+    'lqr': ('its actions are effectively unbounded (+-1e10), so they cannot be '
+            'rescaled to [-1, 1], and its episodes never end'),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _task_table() -> Dict[str, Tuple[str, str]]:
+  """Maps every `<domain>_<task>` name (exclusions included) to its pair."""
+  from dm_control import suite  # pylint: disable=g-import-not-at-top
+  table = {}
+  for domain, task in suite.ALL_TASKS:
+    name = f'{domain}_{task}'
+    if name in table:  # Guards future suite versions against ambiguity.
+      raise RuntimeError(f'Task name {name!r} is ambiguous in dm_control.')
+    table[name] = (domain, task)
+  return table
+
+
+def list_tasks() -> List[str]:
+  """Returns the sorted names of every task `make_environment` accepts."""
+  return sorted(name for name, (domain, _) in _task_table().items()
+                if domain not in _EXCLUDED_DOMAINS)
+
+
+def parse_task(task: str) -> Tuple[str, str]:
+  """Returns `(domain, task)` for a task name, or raises `UnknownTaskError`."""
+  table = _task_table()
+  if task in table:
+    domain, _ = table[task]
+    if domain in _EXCLUDED_DOMAINS:
+      raise errors.UnknownTaskError(
+          f'Task {task!r} is not supported: {_EXCLUDED_DOMAINS[domain]}.')
+    return table[task]
+  known = list_tasks()
+  close = difflib.get_close_matches(task, known, n=5, cutoff=0.6)
+  hint = f' Did you mean: {", ".join(close)}?' if close else ''
+  raise errors.UnknownTaskError(
+      f'Unknown task {task!r}.{hint} Tasks are named <domain>_<task> after '
+      f'dm_control.suite.ALL_TASKS; environments.list_tasks() or '
+      f'`python -m environments.generate --list-tasks` lists all {len(known)}.')
+
+
+def make_environment(task: str, seed: int) -> dm_env.Environment:
+  """Builds the suite task `task` with the conventions in the module docstring.
+
+  Args:
+    task: a name from `list_tasks()`, e.g. 'cartpole_swingup'.
+    seed: seeds the task's initial-state randomness; equal seeds and equal
+      actions give equal episodes.
+
+  Returns:
+    A dm-env environment. Unknown attributes are forwarded to the dm_control
+    environment inside, so `env.physics` and `env.task` work.
+
+  Raises:
+    UnknownTaskError: for a name that is not a supported task.
+  """
+  domain, task_name = parse_task(task)
+  from dm_control import suite  # pylint: disable=g-import-not-at-top
+  environment = suite.load(domain, task_name, task_kwargs={'random': seed})
+  return wrappers.Float32Wrapper(wrappers.CanonicalActionWrapper(environment))
+
+
+def environment_spec(env: dm_env.Environment) -> acme_specs.EnvironmentSpec:
+  """Returns the Acme `EnvironmentSpec` of `env` (all four specs)."""
+  return acme_specs.make_environment_spec(env)

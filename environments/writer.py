@@ -1,0 +1,218 @@
+"""Writes an offline dataset: behaviour-policy rollouts logged by EnvLogger.
+
+Step data goes through EnvLogger's own wrapper and Riegeli writer, the standard
+RLDS producer of the dm-env ecosystem, so the steps directory is a plain EnvLogger
+dataset. What EnvLogger cannot hold cleanly (anything known only at the end, like
+the returns of all episodes) goes to the JSON sidecar `dataset.json`.
+
+What each EnvLogger record holds (EnvLogger's own convention, not RLDS's): record
+k is (timestep_k, the action that led to it, custom data). Our custom data is
+{'log_prob': float32} for that action, or None on the first record. The reader
+shifts actions back by one to form RLDS steps (see `dataset.py`).
+
+Writing is atomic: everything goes into a hidden sibling directory that is
+renamed to the destination only at the end; any exception (KeyboardInterrupt
+included) removes it, and a SIGKILL leaves only that hidden directory, which the
+reader refuses.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Dict, List, Optional
+
+import dm_env
+import envlogger
+import numpy as np
+
+from environments import errors
+from environments import layout
+from environments import policies
+from environments import specs_io
+from environments import suite
+
+# {'policy': str, 'return': float, 'length': int}
+EpisodeSummary = Dict[str, Any]
+
+
+class _Recorder:
+  """Feeds EnvLogger's step/episode callbacks from the generation loop."""
+
+  def __init__(self):
+    self.log_prob: Optional[float] = None  # Of the action being stepped.
+    self.policy = ''
+    self.summary: Optional[EpisodeSummary] = None
+    self.all_log_probs = True  # Whether every action so far had a log_prob.
+    self._rewards: List[float] = []
+
+  def step_fn(self, timestep: dm_env.TimeStep, action: Any,
+              env: dm_env.Environment) -> Optional[Dict[str, np.float32]]:
+    del timestep, env
+    if action is None:  # The reset record has no action.
+      return None
+    if self.log_prob is None:
+      self.all_log_probs = False
+      return None
+    return {'log_prob': np.float32(self.log_prob)}
+
+  def episode_fn(self, timestep: dm_env.TimeStep, action: Any,
+                 env: dm_env.Environment) -> Optional[EpisodeSummary]:
+    """Called on every record; returns the summary on the last one only."""
+    del action, env
+    if timestep.first():
+      self._rewards = []
+      return None
+    self._rewards.append(float(timestep.reward))
+    if not timestep.last():
+      return None
+    # fsum is exact, hence independent of order: the reader recomputes it.
+    self.summary = {'policy': self.policy,
+                    'return': math.fsum(self._rewards),
+                    'length': len(self._rewards)}
+    return self.summary
+
+
+def _check_destination(out: str, overwrite: bool) -> None:
+  if not os.path.lexists(out):
+    return
+  if not overwrite:
+    raise errors.DatasetExistsError(
+        f'{out} already exists. Pass --overwrite (overwrite=True) to replace '
+        'it, or choose another output path.')
+  is_dataset = os.path.isfile(os.path.join(out, layout.METADATA_FILE))
+  if not is_dataset and not (os.path.isdir(out) and not os.listdir(out)):
+    raise errors.DatasetExistsError(
+        f'Refusing to overwrite {out}: it is not a dataset (no '
+        f'{layout.METADATA_FILE}) nor an empty directory. Remove it yourself '
+        'if you really mean to.')
+
+
+def _install(tmp: str, out: str) -> None:
+  """Moves the finished `tmp` to `out`, replacing an old dataset there."""
+  if not os.path.lexists(out):
+    os.rename(tmp, out)
+    return
+  trash = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.old-',
+                           dir=os.path.dirname(out))
+  try:
+    old = os.path.join(trash, 'dataset')
+    os.rename(out, old)
+    try:
+      os.rename(tmp, out)
+    except BaseException:
+      os.rename(old, out)  # Put the old dataset back.
+      raise
+  finally:
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _versions() -> Dict[str, str]:
+  return {package: importlib.metadata.version(package)
+          for package in ('dm_control', 'mujoco', 'envlogger')}
+
+
+def _return_stats(returns: List[float]) -> Dict[str, float]:
+  values = np.asarray(returns, np.float64)
+  return {'mean': float(values.mean()), 'std': float(values.std()),
+          'min': float(values.min()), 'max': float(values.max())}
+
+
+def check_request(out: str, task: str, policy: str, num_episodes: int,
+                  overwrite: bool = False) -> None:
+  """Raises the error `write_dataset` would raise for these inputs, at once.
+
+  Lets a caller (the CLI) reject bad inputs before showing any progress.
+  """
+  if num_episodes < 1:
+    raise errors.DatasetError(f'num_episodes must be >= 1, got {num_episodes}.')
+  policies.check_policy(policy, task)  # Checks the task too.
+  _check_destination(os.path.abspath(out), overwrite)
+
+
+def write_dataset(
+    out: str, task: str, policy: str, num_episodes: int, seed: int,
+    overwrite: bool = False,
+    on_episode: Optional[Callable[[EpisodeSummary], None]] = None,
+) -> Dict[str, Any]:
+  """Rolls out `policy` on `task` for `num_episodes` and writes a dataset.
+
+  Args:
+    out: destination directory; must not exist unless `overwrite`.
+    task: a suite task name, e.g. 'cartpole_swingup'.
+    policy: 'random', 'expert', 'medium' or 'mixed' (see `policies`).
+    num_episodes: number of episodes (>= 1).
+    seed: seeds the environment and the policy; equal seeds give equal data.
+    overwrite: replace an existing dataset (or empty directory) at `out`.
+    on_episode: called with each episode's summary as it finishes (progress).
+
+  Returns:
+    The metadata written to `dataset.json`.
+
+  Raises:
+    UnknownTaskError, UnknownPolicyError, DatasetExistsError, DatasetError.
+  """
+  check_request(out, task, policy, num_episodes, overwrite)
+  out = os.path.abspath(out)
+  env_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
+  env = suite.make_environment(task, int(env_seed.generate_state(1)[0]))
+  spec = specs_io.spec_to_json(suite.environment_spec(env))
+  behaviour = policies.behaviour_policies(policy, task, env.action_spec())
+  rng = np.random.default_rng(policy_seed)
+
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  tmp = tempfile.mkdtemp(
+      prefix=f'.{os.path.basename(out)}{layout.INCOMPLETE_MARKER}',
+      dir=os.path.dirname(out))
+  try:
+    steps_dir = os.path.join(tmp, layout.STEPS_DIR)
+    os.mkdir(steps_dir)
+    recorder = _Recorder()
+    summaries = []
+    logger_metadata = {'format': layout.FORMAT,
+                       'format_version': layout.FORMAT_VERSION,
+                       'task': task, 'policy': policy, 'seed': seed}
+    with envlogger.EnvLogger(env, data_directory=steps_dir,
+                             metadata=logger_metadata,
+                             step_fn=recorder.step_fn,
+                             episode_fn=recorder.episode_fn) as logged_env:
+      for episode in range(num_episodes):
+        actor = behaviour[episode % len(behaviour)]
+        recorder.policy = actor.name
+        timestep = logged_env.reset()
+        while not timestep.last():
+          action, recorder.log_prob = actor(timestep, rng)
+          timestep = logged_env.step(action)
+        summaries.append(recorder.summary)
+        if on_episode is not None:
+          on_episode(recorder.summary)
+
+    returns = [s['return'] for s in summaries]
+    metadata = {
+        'format': layout.FORMAT,
+        'format_version': layout.FORMAT_VERSION,
+        'task': task,
+        'policy': policy,  # Also the quality level.
+        'policies': {p.name: p.description for p in behaviour},
+        'seed': seed,
+        'num_episodes': num_episodes,
+        'num_transitions': sum(s['length'] for s in summaries),
+        'has_log_prob': recorder.all_log_probs,
+        'returns': _return_stats(returns),
+        'episodes': summaries,
+        'spec': spec,
+        'created_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        'versions': _versions(),
+    }
+    with open(os.path.join(tmp, layout.METADATA_FILE), 'w') as f:
+      json.dump(metadata, f, indent=1)
+      f.flush()
+      os.fsync(f.fileno())
+    _install(tmp, out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return metadata
