@@ -1,0 +1,132 @@
+"""`PACBuilder`: PAC as an Acme `ActorLearnerBuilder` (dm-acme 0.4.0 interface).
+
+The builder is the only reader of `PACConfig` outside the loss: it turns the
+config into replay tables, the mixed-table iterator, the online adder, actors and
+the learner. Anything that runs Acme builders (`LocalLayout`,
+`DistributedLayout`, or this project's Launchpad program) can run PAC.
+"""
+
+from typing import Callable, Iterator, List, Optional
+
+from acme import adders as acme_adders
+from acme import core
+from acme import specs
+from acme.agents.jax import actor_core as actor_core_lib
+from acme.agents.jax import actors
+from acme.agents.jax import builders
+from acme.jax import networks as networks_lib
+from acme.jax import variable_utils
+from acme.utils import counting
+from acme.utils import loggers
+import reverb
+
+from agents.pac import acting
+from agents.pac import config as config_lib
+from agents.pac import learning
+from agents.pac import networks as networks_module
+from agents.pac import replay
+
+LoggerFactory = Callable[[str], loggers.Logger]
+
+
+class PACBuilder(builders.ActorLearnerBuilder):
+  """Builds every PAC component from one validated `PACConfig`."""
+
+  def __init__(self,
+               config: config_lib.PACConfig,
+               logger_factory: Optional[LoggerFactory] = None,
+               offline_table_size: Optional[int] = None,
+               rate_limit_online: bool = True):
+    """Args.
+
+    config: the agent's configuration.
+    logger_factory: label -> Logger for the learner (the launcher passes one that
+      writes CSV and TensorBoard into the run directory); None prints only.
+    offline_table_size: capacity of the `offline` table; defaults to
+      `config.max_replay_size`. The Launchpad program sets it to the dataset's
+      transition count so that nothing is ever evicted.
+    rate_limit_online: hold the learner to `config.samples_per_insert` on the
+      online table. Self-improvement turns it off: it collects whole rounds of
+      episodes before training, which a ratio limiter would block.
+    """
+    self._config = config
+    self._logger_factory = logger_factory
+    self._offline_table_size = offline_table_size or config.max_replay_size
+    self._rate_limit_online = rate_limit_online
+
+  @property
+  def config(self) -> config_lib.PACConfig:
+    return self._config
+
+  def make_replay_tables(
+      self, environment_spec: specs.EnvironmentSpec) -> List[reverb.Table]:
+    config = self._config
+    samples_online = config.online_fraction > 0 and self._rate_limit_online
+    return [
+        replay.make_offline_table(
+            environment_spec,
+            max_size=self._offline_table_size,
+            min_size=config.min_replay_size),
+        replay.make_online_table(
+            environment_spec,
+            max_size=config.max_replay_size,
+            min_size=config.min_replay_size,
+            samples_per_insert=(config.samples_per_insert
+                                if samples_online else None),
+            # Acme's convention: the ratio may drift by this fraction of
+            # itself, measured over `min_replay_size` inserts.
+            error_buffer=(config.min_replay_size * config.samples_per_insert *
+                          config.samples_per_insert_tolerance_rate)),
+    ]
+
+  def make_dataset_iterator(
+      self, replay_client: reverb.Client) -> replay.MixedReplayIterator:
+    return replay.MixedReplayIterator(
+        server_address=replay_client.server_address,
+        batch_size=self._config.batch_size,
+        online_fraction_at=self._config.online_fraction_at)
+
+  def make_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
+    return replay.make_online_adder(replay_client, n_step=self._config.n_step,
+                                    discount=self._config.discount)
+
+  def make_actor(
+      self,
+      random_key: networks_lib.PRNGKey,
+      policy_network: acting.Policy,
+      adder: Optional[acme_adders.Adder] = None,
+      variable_source: Optional[core.VariableSource] = None) -> core.Actor:
+    assert variable_source is not None, 'PAC actors need a variable source.'
+    variable_client = variable_utils.VariableClient(
+        variable_source, 'policy', device='cpu',
+        update_period=self._config.variable_update_period)
+    # Fetch once now so the first action already uses learner parameters.
+    variable_client.update_and_wait()
+    return actors.GenericActor(
+        actor_core_lib.batched_feed_forward_to_actor_core(policy_network),
+        random_key, variable_client, adder, backend='cpu')
+
+  def make_learner(
+      self,
+      random_key: networks_lib.PRNGKey,
+      networks: networks_module.PACNetworks,
+      dataset: Iterator[reverb.ReplaySample],
+      replay_client: Optional[reverb.Client] = None,
+      counter: Optional[counting.Counter] = None) -> learning.PACLearner:
+    del replay_client  # Uniform tables: no priorities to update.
+    logger = (self._logger_factory('learner')
+              if self._logger_factory else None)
+    learner = learning.PACLearner(
+        networks=networks, config=self._config, random_key=random_key,
+        iterator=dataset, counter=counter, logger=logger)
+    if isinstance(dataset, replay.MixedReplayIterator):
+      # The online-fraction schedule follows the learner's (restorable) step.
+      dataset.step_source = lambda: learner.num_steps
+    return learner
+
+  def make_policy(self, networks: networks_module.PACNetworks,
+                  evaluation: bool = False) -> acting.Policy:
+    """The actors' (exploring) or the evaluators' policy, from the config."""
+    mode = (self._config.eval_policy if evaluation else
+            self._config.actor_policy)
+    return acting.make_policy(networks, self._config, mode)
