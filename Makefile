@@ -23,7 +23,7 @@ export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 .PHONY: setup run test test-fast bench data clean help
 
 help:
-	@echo "make run       main job (see README), writes to RUN_DIR=$(RUN_DIR)"
+	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR))"
 	@echo "make test      all tests (pytest)"
 	@echo "make test-fast tests without the 'integration' marker"
 	@echo "make bench     benchmarks -> benchmarks/results/"
@@ -54,6 +54,8 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.env_throughput
+	$(PY) -m benchmarks.agent_throughput
+	$(PY) -m benchmarks.system_throughput
 
 clean:
 	rm -rf runs .pytest_cache

@@ -4,6 +4,12 @@ The builder is the only reader of `PACConfig` outside the loss: it turns the
 config into replay tables, the mixed-table iterator, the online adder, actors and
 the learner. Anything that runs Acme builders (`LocalLayout`,
 `DistributedLayout`, or this project's Launchpad program) can run PAC.
+
+In Acme's single-process `LocalLayout`, pass the layout a `min_replay_size` of
+at least `config.min_replay_size + config.n_step`: the layout starts learner
+steps after that many observations, and the n-step adder's first items arrive
+a few steps late, so an equal value lets the learner block on a table one item
+short of its minimum, in the same thread that would fill it.
 """
 
 from typing import Callable, Iterator, List, Optional

@@ -197,11 +197,13 @@ class PACLearner(acme.Learner):
           f'{int(self._state.steps)} (loss/total={metrics["loss/total"]}). '
           'Lower `learning_rate`, lower `max_grad_norm`, or widen '
           '[v_min, v_max] if returns exceed the critic range.')
-    self._num_steps += 1
     now = time.time()
     elapsed = 0. if self._timestamp is None else now - self._timestamp
     self._timestamp = now
+    # The shared counter first: whoever sees `num_steps` reach N can rely on
+    # the counter having counted N steps too.
     counts = self._counter.increment(steps=1, walltime=elapsed)
+    self._num_steps += 1
     self._logger.write({**metrics, **counts})
 
   def get_variables(self, names: List[str]) -> List[networks_lib.Params]:

@@ -9,6 +9,7 @@ mixture reproducible and keep both tables' rate limiters honest: each table is
 sampled only as much as the learner consumes from it.
 """
 
+import sys
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from acme import adders as acme_adders
@@ -51,17 +52,22 @@ def make_online_table(environment_spec: specs.EnvironmentSpec, max_size: int,
                       error_buffer: float) -> reverb.Table:
   """FIFO-evicting, uniform table for actor data.
 
-  With `samples_per_insert` set, a `SampleToInsertRatio` limiter keeps the
-  learner from over-fitting a few online transitions (and actors from running
-  far ahead of it). Without it (no online sampling, e.g. offline mode inside an
-  Acme layout whose actor still inserts), only `min_size` applies so inserts
-  never block on a learner that does not read this table.
+  With `samples_per_insert` set, a one-sided ratio limiter keeps the learner
+  from sampling online data more than `samples_per_insert` times per insert
+  (plus `error_buffer`), so it cannot over-fit the first few online
+  transitions. Unlike Acme's `SampleToInsertRatio`, it never blocks inserts:
+  actors share a small machine's cores with the learner, and an actor blocked
+  in an insert after the learner has finished would also hang the program's
+  stop. Without `samples_per_insert` (no online sampling, or self-improvement
+  rounds that collect before they train) only `min_size` applies.
   """
   if samples_per_insert:
-    limiter = reverb.rate_limiters.SampleToInsertRatio(
+    # Reverb's own limiters are built the same way; none is one-sided.
+    limiter = reverb.rate_limiters.RateLimiter(reverb.pybind.RateLimiter(
         samples_per_insert=samples_per_insert,
         min_size_to_sample=min_size,
-        error_buffer=error_buffer)
+        min_diff=samples_per_insert * min_size - error_buffer,
+        max_diff=sys.float_info.max))
   else:
     limiter = reverb.rate_limiters.MinSize(min_size)
   return reverb.Table(
@@ -132,10 +138,16 @@ class MixedReplayIterator(Iterator[reverb.ReplaySample]):
   def __next__(self) -> reverb.ReplaySample:
     step = self.step_source() if self.step_source else self._batches
     offline_rows, online_rows = self.split(step)
-    parts = [next(self._stream(table, rows))
+    # Each stream decodes its table's signature into a namedtuple class of its
+    # own; rebuilding Acme's `Transition` makes the parts one tree type.
+    parts = [_as_acme_transition(next(self._stream(table, rows)))
              for table, rows in ((OFFLINE_TABLE, offline_rows),
                                  (ONLINE_TABLE, online_rows)) if rows]
     self._batches += 1
     if len(parts) == 1:
       return parts[0]
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts)
+
+
+def _as_acme_transition(sample: reverb.ReplaySample) -> reverb.ReplaySample:
+  return sample._replace(data=acme_types.Transition(*sample.data))

@@ -1,0 +1,469 @@
+"""The workers of a PAC Launchpad program, one class per node kind.
+
+Each class is constructed inside its node (its own process under `local_mp`, a
+thread under `test_mt`) and talks to the others through Launchpad handles:
+Courier for method calls, a Reverb client for data. `Controller` is the only node
+that decides when the run ends: it schedules evaluations, drives self-improvement
+rounds, writes the results, and calls `lp.stop()`; every other node runs until it
+is told to stop (`lp.wait_for_stop` / `lp.stop_event`), so every mode stops the
+same way and leaves no process behind.
+"""
+
+import json
+import os
+import threading
+import time
+from typing import Dict, List, Optional
+
+from acme import core
+from acme import environment_loop
+from acme import specs
+from acme.tf import savers as tf_savers
+from acme.utils import counting
+import dm_env
+import jax
+import launchpad as lp
+import numpy as np
+import reverb
+import tensorflow as tf
+import tqdm
+import tree
+
+from agents.pac import builder as builder_lib
+from agents.pac import networks as networks_lib
+from agents.pac import replay
+from launchers import config as config_lib
+from launchers import logs
+from launchers import plotting
+
+STATUS_FILE = 'status.log'
+
+# Acme's checkpointer re-traces a tf.function on every save; TF warns each time.
+tf.get_logger().setLevel('ERROR')
+
+
+def _stopping() -> bool:
+  return lp.stop_event().is_set()
+
+
+class DatasetLoader:
+  """Streams an RLDS dataset into the `offline` table, then exits.
+
+  Transitions are written with one Reverb trajectory writer, one item per
+  transition, in the learner's n-step convention. A progress bar goes to the
+  node's output and the final count to the run's status file.
+  """
+
+  def __init__(self, run_config: config_lib.RunConfig,
+               replay_client: reverb.Client, batch_size: int = 256):
+    self._config = run_config
+    self._client = replay_client
+    self._batch_size = batch_size
+
+  def run(self):
+    # Imported in the node: dataset reading needs only this worker.
+    import environments  # pylint: disable=g-import-not-at-top
+    dataset = environments.load_dataset(self._config.dataset)
+    agent = self._config.agent
+    total = dataset.num_nstep_transitions(agent.n_step)
+    start = time.time()
+    inserted = 0
+    with self._client.trajectory_writer(num_keep_alive_refs=1) as writer, \
+        tqdm.tqdm(total=total, desc='load offline', unit='tr',
+                  mininterval=2.0) as bar:
+      for batch in dataset.iter_transitions(
+          batch_size=self._batch_size, n_step=agent.n_step,
+          discount=agent.discount):
+        batch = batch._replace(extras=())  # The tables store no extras.
+        # Flat lists instead of nests: tree work per item halves the rate.
+        columns = tree.flatten(batch)
+        for i in range(len(batch.reward)):
+          writer.append([column[i] for column in columns])
+          writer.create_item(
+              replay.OFFLINE_TABLE, priority=1.0,
+              trajectory=tree.unflatten_as(
+                  batch, [history[-1] for history in writer.history]))
+        writer.flush()
+        inserted += len(batch.reward)
+        bar.update(len(batch.reward))
+        if _stopping():
+          return
+    rate = inserted / max(time.time() - start, 1e-9)
+    _status(self._config, f'[data] loaded {inserted} transitions into '
+            f'"{replay.OFFLINE_TABLE}" ({rate:,.0f}/s)')
+
+
+class CounterNode:
+  """Acme's shared `Counter`, checkpointed into the run directory."""
+
+  def __init__(self, run_config: config_lib.RunConfig):
+    self._config = run_config
+    self._counter = counting.Counter()
+    self._checkpointer = tf_savers.Checkpointer(
+        {'counter': self._counter}, directory=run_config.run_dir,
+        subdirectory='counter', add_uid=False,
+        time_delta_minutes=run_config.checkpoint_every_s / 60)
+
+  def increment(self, **counts):
+    return self._counter.increment(**counts)
+
+  def get_counts(self):
+    return self._counter.get_counts()
+
+  def get_steps_key(self):
+    return self._counter.get_steps_key()
+
+  def run(self):
+    while not lp.wait_for_stop(1.0):
+      self._checkpointer.save()
+    self._checkpointer.save(force=True)
+
+
+class LearnerNode(core.VariableSource):
+  """Runs the PAC learner up to a step budget and checkpoints it.
+
+  In offline and finetune modes the budget is the run's total from the start;
+  in selfimprove mode the controller raises it round by round. Before the first
+  step the learner waits until the dataset loader has filled the offline table,
+  so training never starts on a fraction of the data.
+  """
+
+  def __init__(self, run_config: config_lib.RunConfig,
+               environment_spec: specs.EnvironmentSpec,
+               replay_client: reverb.Client,
+               counter: counting.Counter,
+               num_offline_transitions: Optional[int]):
+    self._config = run_config
+    self._client = replay_client
+    self._num_offline = num_offline_transitions
+    builder = make_builder(run_config, num_offline_transitions)
+    networks = networks_lib.make_networks(environment_spec, run_config.agent)
+    self._learner = builder.make_learner(
+        jax.random.PRNGKey(run_config.seed), networks, builder.make_dataset_iterator(replay_client),
+        replay_client,
+        # Sync every step (Acme's default is once a second), so the shared
+        # count always equals the learner's step when the controller looks.
+        counting.Counter(counter, 'learner', time_delta=0.))
+    self._checkpointer = tf_savers.Checkpointer(
+        {'learner': self._learner}, directory=run_config.run_dir,
+        subdirectory='learner', add_uid=False,
+        time_delta_minutes=run_config.checkpoint_every_s / 60)
+    if self._learner.num_steps == 0 and run_config.restore_from:
+      # Initialise from another run (e.g. finetune an offline model).
+      tf_savers.Checkpointer(
+          {'learner': self._learner}, directory=run_config.restore_from,
+          subdirectory='learner', add_uid=False)
+    # Lets an operator (or a test) find the learner process of a local run.
+    with open(run_config.path('learner.pid'), 'w') as f:
+      f.write(str(os.getpid()))
+    if self._learner.num_steps:
+      _status(run_config, f'[learner] resumed at step '
+              f'{self._learner.num_steps}')
+    self._budget = (0 if run_config.mode == 'selfimprove' else
+                    run_config.max_learner_steps)
+
+  def _save(self, force: bool = False):
+    """Checkpoints (if due) and records the saved step next to it."""
+    if self._checkpointer.save(force=force):
+      path = os.path.join(self._checkpointer.directory, 'saved_step.txt')
+      with open(path + '.tmp', 'w') as f:
+        f.write(str(self._learner.num_steps))
+      os.replace(path + '.tmp', path)
+
+  def get_variables(self, names: List[str]):
+    return self._learner.get_variables(names)
+
+  def num_steps(self) -> int:
+    return self._learner.num_steps
+
+  def set_step_budget(self, steps: int):
+    self._budget = steps
+
+  def done(self) -> bool:
+    """True once the learner has reached the run's final step."""
+    return self._learner.num_steps >= self._config.total_learner_steps
+
+  def _wait_for_offline_data(self):
+    if not self._num_offline:
+      return
+    while not _stopping():
+      size = self._client.server_info()[replay.OFFLINE_TABLE].current_size
+      if size >= self._num_offline:
+        return
+      time.sleep(0.5)
+
+  def run(self):
+    self._wait_for_offline_data()
+    saved_final = False
+    while not _stopping():
+      if self._learner.num_steps < self._budget:
+        self._learner.step()
+        self._save()
+      else:
+        if self.done() and not saved_final:
+          self._save(force=True)
+          saved_final = True
+        lp.wait_for_stop(0.2)
+    self._save(force=True)
+
+
+class _StopActing(Exception):
+  """Raised inside an episode when the controller stops the actor."""
+
+
+class _StopAware(dm_env.Environment):
+  """Ends an episode early (by raising) once `stop` is set."""
+
+  def __init__(self, environment: dm_env.Environment,
+               stop: threading.Event):
+    self._environment = environment
+    self._stop = stop
+
+  def reset(self) -> dm_env.TimeStep:
+    return self._environment.reset()
+
+  def step(self, action) -> dm_env.TimeStep:
+    if self._stop.is_set():
+      raise _StopActing()
+    return self._environment.step(action)
+
+  def observation_spec(self):
+    return self._environment.observation_spec()
+
+  def action_spec(self):
+    return self._environment.action_spec()
+
+  def reward_spec(self):
+    return self._environment.reward_spec()
+
+  def discount_spec(self):
+    return self._environment.discount_spec()
+
+
+class ActorNode:
+  """Acts in the environment with the current policy, inserting into `online`.
+
+  In finetune mode it runs episodes until stopped; in selfimprove mode it waits
+  and runs `collect(n)` episodes when the controller asks. The controller calls
+  `stop()` before it stops the program, so an actor never outlives the servers
+  it calls (a Courier call to a stopped server would wait forever).
+  """
+
+  def __init__(self, run_config: config_lib.RunConfig,
+               replay_client: reverb.Client,
+               variable_source: core.VariableSource,
+               counter: counting.Counter, actor_id: int):
+    import environments  # pylint: disable=g-import-not-at-top
+    self._config = run_config
+    self._stop = threading.Event()
+    self._stopped = threading.Event()
+    environment = environments.make_environment(
+        run_config.task, seed=run_config.seed + 1000 * (actor_id + 1))
+    spec = specs.make_environment_spec(environment)
+    builder = make_builder(run_config, None)
+    networks = networks_lib.make_networks(spec, run_config.agent)
+    random_key = jax.random.PRNGKey(run_config.seed + 1000 * (actor_id + 1))
+    actor = builder.make_actor(random_key, builder.make_policy(networks),
+                               builder.make_adder(replay_client),
+                               variable_source)
+    self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
+                                    steps_key='actor_steps', time_delta=0)
+    self._loop = environment_loop.EnvironmentLoop(
+        _StopAware(environment, self._stop), actor,
+        counting.Counter(counter, 'actor'), self._logger)
+
+  def collect(self, num_episodes: int) -> List[float]:
+    """Runs `num_episodes` episodes; returns their returns."""
+    results = [self._loop.run_episode() for _ in range(num_episodes)]
+    for result in results:
+      self._logger.write(result)
+    return [float(result['episode_return']) for result in results]
+
+  def stop(self) -> bool:
+    """Ends the current episode and `run`; returns once `run` has returned."""
+    self._stop.set()
+    return self._stopped.wait(timeout=120)
+
+  def run(self):
+    try:
+      if self._config.mode == 'selfimprove':
+        while not (self._stop.wait(0.5) or _stopping()):
+          pass
+        return
+      while not (self._stop.is_set() or _stopping()):
+        self._logger.write(self._loop.run_episode())
+    except _StopActing:
+      pass
+    finally:
+      self._stopped.set()
+
+
+class Evaluator:
+  """Evaluates the current parameters with the evaluation policy, on request."""
+
+  def __init__(self, run_config: config_lib.RunConfig,
+               variable_source: core.VariableSource):
+    import environments  # pylint: disable=g-import-not-at-top
+    self._config = run_config
+    self._environment = environments.make_environment(
+        run_config.task, seed=run_config.seed + 7)
+    spec = specs.make_environment_spec(self._environment)
+    builder = make_builder(run_config, None)
+    networks = networks_lib.make_networks(spec, run_config.agent)
+    self._actor = builder.make_actor(
+        jax.random.PRNGKey(run_config.seed + 7),
+        builder.make_policy(networks, evaluation=True),
+        None, variable_source)
+    self._loop = environment_loop.EnvironmentLoop(
+        self._environment, self._actor, logger=_NullLogger())
+
+  def evaluate(self, num_episodes: int) -> Dict[str, float]:
+    self._actor.update(wait=True)
+    returns = [float(self._loop.run_episode()['episode_return'])
+               for _ in range(num_episodes)]
+    # dm_control suite tasks define no success signal, so none is reported.
+    return {'return_mean': float(np.mean(returns)),
+            'return_std': float(np.std(returns)),
+            'episodes': num_episodes}
+
+
+class Controller:
+  """Schedules evaluations and rounds, records results, then stops the program."""
+
+  def __init__(self, run_config: config_lib.RunConfig, learner, evaluator,
+               counter: counting.Counter, actors: List,
+               replay_client: reverb.Client):
+    self._config = run_config
+    self._replay = replay_client
+    self._learner = learner
+    self._evaluator = evaluator
+    self._counter = counter
+    self._actors = actors
+    self._results_path = run_config.path('eval.jsonl')
+    self._results = _read_jsonl(self._results_path)
+    self._start = time.time()
+
+  def _evaluate(self, round_index: Optional[int] = None) -> dict:
+    steps = self._learner.num_steps()
+    result = self._evaluator.evaluate(self._config.eval_episodes)
+    counts = self._counter.get_counts()
+    result.update(learner_steps=steps,
+                  actor_steps=int(counts.get('actor_steps', 0)),
+                  counter_learner_steps=int(counts.get('learner_steps', 0)),
+                  walltime_s=round(time.time() - self._start, 1))
+    result.update(_replay_stats(self._replay))
+    if round_index is not None:
+      result['round'] = round_index
+    self._results.append(result)
+    with open(self._results_path, 'a') as f:
+      f.write(json.dumps(result) + '\n')
+    prefix = f'[round {round_index}] ' if round_index is not None else ''
+    _status(self._config,
+            f'{prefix}[eval] learner_steps={steps} '
+            f'actor_steps={result["actor_steps"]} '
+            f'return={result["return_mean"]:.1f}±{result["return_std"]:.1f} '
+            f'({result["episodes"]} ep) t={result["walltime_s"]:.0f}s')
+    return result
+
+  def _run_steps_schedule(self):
+    evaluated = {r['learner_steps'] for r in self._results}
+    next_eval = (max(evaluated, default=0) // self._config.eval_every_steps
+                 + 1) * self._config.eval_every_steps
+    while not _stopping():
+      if self._learner.done():
+        if self._learner.num_steps() not in evaluated:
+          self._evaluate()
+        return
+      if self._learner.num_steps() >= next_eval:
+        self._evaluate()
+        next_eval += self._config.eval_every_steps
+      time.sleep(0.2)
+
+  def _run_rounds(self):
+    config = self._config
+    done_rounds = {r['round'] for r in self._results if 'round' in r}
+    for round_index in range(1, config.rounds + 1):
+      if round_index in done_rounds:
+        continue
+      per_actor = -(-config.episodes_per_round // len(self._actors))
+      futures = [actor.futures.collect(per_actor) for actor in self._actors]
+      returns = [r for f in futures for r in f.result()]
+      _status(config, f'[round {round_index}] collected {len(returns)} '
+              f'episodes, behaviour return {np.mean(returns):.1f}')
+      budget = round_index * config.steps_per_round
+      self._learner.set_step_budget(budget)
+      while self._learner.num_steps() < budget and not _stopping():
+        time.sleep(0.2)
+      if _stopping():
+        return
+      self._evaluate(round_index)
+
+  def run(self):
+    if self._config.mode == 'selfimprove':
+      self._run_rounds()
+    else:
+      self._run_steps_schedule()
+    if not _stopping():
+      self._finish()
+    for actor in self._actors:
+      actor.stop()
+    lp.stop()
+
+  def _finish(self):
+    table = plotting.results_table(self._results, self._config.mode)
+    with open(self._config.path('results.md'), 'w') as f:
+      f.write(table + '\n')
+    plotting.plot_eval_returns(self._results,
+                               self._config.path('eval_return.png'),
+                               title=f'PAC {self._config.mode} on '
+                               f'{self._config.task}')
+    _status(self._config, table)
+    _status(self._config, f'[done] results in {self._config.run_dir}')
+
+
+def make_builder(run_config: config_lib.RunConfig,
+                 num_offline_transitions: Optional[int]
+                 ) -> builder_lib.PACBuilder:
+  """The agent builder for this run's nodes, with run-directory loggers."""
+  return builder_lib.PACBuilder(
+      run_config.agent,
+      logger_factory=lambda label: logs.make_logger(
+          run_config.run_dir, label, steps_key=f'{label}_steps'),
+      offline_table_size=num_offline_transitions,
+      rate_limit_online=run_config.mode == 'finetune')
+
+
+def _replay_stats(client: reverb.Client) -> Dict[str, int]:
+  """Size and completed samples of each table, as Reverb reports them."""
+  stats = {}
+  for name, info in client.server_info().items():
+    stats[f'{name}_size'] = int(info.current_size)
+    stats[f'{name}_sampled'] = int(
+        info.rate_limiter_info.sample_stats.completed)
+    stats[f'{name}_inserted'] = int(
+        info.rate_limiter_info.insert_stats.completed)
+  return stats
+
+
+class _NullLogger:
+  """Evaluation episodes are reported by the controller, not per episode."""
+
+  def write(self, values):
+    del values
+
+  def close(self):
+    pass
+
+
+def _status(run_config: config_lib.RunConfig, line: str):
+  """One readable line: printed, and appended to `<run_dir>/status.log`."""
+  print(line, flush=True)
+  with open(run_config.path(STATUS_FILE), 'a') as f:
+    f.write(line + '\n')
+
+
+def _read_jsonl(path: str) -> List[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,100 @@
+"""`make_program`: the one function that turns a `RunConfig` into a Launchpad program.
+
+Topology (DESIGN.md §3):
+
+    replay (Reverb: offline + online tables)
+    counter ───────────────────────────────┐
+    dataset_loader ──> replay.offline      │
+    learner <── replay (mixed batches) ────┤  serves parameters
+    actor × N ──> replay.online ───────────┤  (finetune / selfimprove)
+    evaluator <── learner parameters       │
+    controller: evaluations, rounds, results, stop
+"""
+
+import functools
+import json
+import os
+
+import launchpad as lp
+
+from launchers import config as config_lib
+from launchers import nodes
+
+# Fields of a run that its checkpoints depend on: resuming a run directory with
+# different values would restore parameters of another shape or meaning.
+_RESUME_KEYS = ('task', 'agent.preset', 'agent.num_bins', 'agent.num_atoms',
+                'agent.n_step')
+
+
+def make_program(config: config_lib.RunConfig) -> lp.Program:
+  """Validates the run (before any node starts) and builds its program."""
+  spec, num_offline = config_lib.preflight(config)
+  _check_resumable(config)
+
+  builder = nodes.make_builder(config, num_offline)
+  program = lp.Program(name=f'pac_{config.mode}')
+  with program.group('replay'):
+    replay = program.add_node(lp.ReverbNode(
+        functools.partial(builder.make_replay_tables, spec)))
+  with program.group('counter'):
+    counter = program.add_node(lp.CourierNode(nodes.CounterNode, config))
+  if config.uses_offline_data:
+    with program.group('dataset_loader'):
+      program.add_node(lp.CourierNode(nodes.DatasetLoader, config, replay))
+  with program.group('learner'):
+    learner = program.add_node(lp.CourierNode(
+        nodes.LearnerNode, config, spec, replay, counter, num_offline))
+  actors = []
+  if config.uses_actors:
+    with program.group('actor'):
+      actors = [program.add_node(lp.CourierNode(
+          nodes.ActorNode, config, replay, learner, counter, actor_id))
+                for actor_id in range(config.num_actors)]
+  with program.group('evaluator'):
+    evaluator = program.add_node(lp.CourierNode(nodes.Evaluator, config,
+                                                learner))
+  with program.group('controller'):
+    program.add_node(lp.CourierNode(nodes.Controller, config, learner,
+                                    evaluator, counter, actors, replay))
+  return program
+
+
+def _flat(config: config_lib.RunConfig) -> dict:
+  values = {'task': config.task}
+  values.update({f'agent.{k}': v for k, v in vars(config.agent).items()
+                 if not k.startswith('_')})
+  return values
+
+
+def _check_resumable(config: config_lib.RunConfig) -> None:
+  """Refuses to resume a run directory that holds an incompatible run.
+
+  Writes `config.json` on first use; later runs with the same directory must
+  agree on the fields the checkpoints depend on.
+  """
+  os.makedirs(config.run_dir, exist_ok=True)
+  path = config.path('config.json')
+  current = {k: v for k, v in _flat(config).items() if _jsonable(v)}
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    changed = [k for k in _RESUME_KEYS if previous.get(k) != current.get(k)]
+    if changed:
+      diffs = ', '.join(f'{k}: {previous.get(k)!r} -> {current.get(k)!r}'
+                        for k in changed)
+      raise config_lib.RunConfigError(
+          f'run_dir {config.run_dir!r} holds a run that cannot be resumed with '
+          f'this config ({diffs}). Use a new --run_dir, or the same settings.')
+    return
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(current, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _jsonable(value) -> bool:
+  try:
+    json.dumps(value)
+    return True
+  except TypeError:
+    return False

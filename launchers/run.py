@@ -1,0 +1,176 @@
+r"""Launches a PAC run: offline training, online fine-tuning or self-improvement.
+
+  python -m launchers.run --mode=offline --task=cartpole_swingup \
+      --dataset=data/cartpole_swingup_mixed --run_dir=runs/offline
+
+Local runs use Launchpad's `local_mp` (one process per node, node output in
+`<run_dir>/logs/nodes/`); the terminal shows one status line per evaluation and
+the result table at the end. Rerunning with the same --run_dir resumes it.
+"""
+
+import os
+import sys
+import threading
+import time
+
+from absl import app
+from absl import flags
+
+import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
+from agents.pac import config as pac_config
+from launchers import config as config_lib
+from launchers import isolation
+from launchers import nodes
+from launchers import program as program_lib
+
+_MODE = flags.DEFINE_enum('mode', 'offline', config_lib.MODES, 'Run mode.')
+_TASK = flags.DEFINE_string('task', 'cartpole_swingup', 'dm_control task.')
+_DATASET = flags.DEFINE_string('dataset', None, 'RLDS dataset directory.')
+_RUN_DIR = flags.DEFINE_string('run_dir', 'runs/default',
+                               'Logs, checkpoints, plots; reuse to resume.')
+_PRESET = flags.DEFINE_string('preset', 'test', 'Network size preset.')
+_NUM_ACTORS = flags.DEFINE_integer('num_actors', 1, 'Actor processes.')
+_MAX_STEPS = flags.DEFINE_integer('max_learner_steps', 1000,
+                                  'Learner steps (offline, finetune).')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every_steps', 250,
+                                   'Learner steps between evaluations.')
+_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 2,
+                                      'Episodes per evaluation.')
+_ALPHA = flags.DEFINE_float('alpha', None, 'BC weight (1 = BC, 0 = RL).')
+_ALPHA_STEPS = flags.DEFINE_integer(
+    'alpha_schedule_steps', None, 'Steps to move alpha from 1 to --alpha.')
+_ONLINE_FRACTION = flags.DEFINE_float(
+    'online_fraction', None, 'Fraction of each batch from the online table.')
+_ONLINE_STEPS = flags.DEFINE_integer(
+    'online_fraction_schedule_steps', None,
+    'Steps to ramp the online fraction from 0 to --online_fraction.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Learner batch size.')
+_LEARNING_RATE = flags.DEFINE_float('learning_rate', None, 'Adam step size.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Selfimprove rounds.')
+_EPISODES_PER_ROUND = flags.DEFINE_integer(
+    'episodes_per_round', 4, 'Selfimprove: episodes collected per round.')
+_STEPS_PER_ROUND = flags.DEFINE_integer(
+    'steps_per_round', 500, 'Selfimprove: learner steps per round.')
+_RESTORE_FROM = flags.DEFINE_string(
+    'restore_from', None, 'Run directory whose learner checkpoint starts '
+    'this run (e.g. finetune an offline model).')
+_CHECKPOINT_EVERY = flags.DEFINE_float('checkpoint_every_s', 60.,
+                                       'Seconds between checkpoints.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+_LAUNCH_TYPE = flags.DEFINE_string(
+    'lp_launch_type', 'local_mp',
+    'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ...')
+_ISOLATE = flags.DEFINE_bool(
+    'isolate_network', True, 'local_mp: run in a loopback-only network '
+    'namespace so no server is reachable from other hosts.')
+
+
+def agent_config_from_flags() -> pac_config.PACConfig:
+  overrides = {
+      'alpha': _ALPHA.value,
+      'alpha_schedule_steps': _ALPHA_STEPS.value,
+      'online_fraction': _ONLINE_FRACTION.value,
+      'online_fraction_schedule_steps': _ONLINE_STEPS.value,
+      'batch_size': _BATCH_SIZE.value,
+      'learning_rate': _LEARNING_RATE.value,
+  }
+  if _MODE.value == 'finetune' and _ONLINE_FRACTION.value is None:
+    overrides['online_fraction'] = 0.5
+  if (_MODE.value == 'selfimprove' and _DATASET.value is None and
+      _ONLINE_FRACTION.value is None):
+    overrides['online_fraction'] = 1.0
+  return pac_config.PACConfig(
+      preset=_PRESET.value, seed=_SEED.value,
+      **{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_config_from_flags() -> config_lib.RunConfig:
+  return config_lib.RunConfig(
+      mode=_MODE.value, task=_TASK.value, run_dir=_RUN_DIR.value,
+      dataset=_DATASET.value, agent=agent_config_from_flags(),
+      num_actors=_NUM_ACTORS.value, max_learner_steps=_MAX_STEPS.value,
+      eval_every_steps=_EVAL_EVERY.value, eval_episodes=_EVAL_EPISODES.value,
+      checkpoint_every_s=_CHECKPOINT_EVERY.value, rounds=_ROUNDS.value,
+      episodes_per_round=_EPISODES_PER_ROUND.value,
+      steps_per_round=_STEPS_PER_ROUND.value,
+      restore_from=_RESTORE_FROM.value, seed=_SEED.value)
+
+
+def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
+           isolate: bool = True) -> None:
+  """Builds the program and runs it to its end (the controller stops it)."""
+  import launchpad as lp  # pylint: disable=g-import-not-at-top
+  program = program_lib.make_program(config)
+  if launch_type != 'local_mp':
+    lp.launch(program, launch_type=launch_type).wait()
+    return
+  if isolate:
+    reason = isolation.isolate_network()
+    if reason:
+      print(f'warning: servers bind all interfaces; could not isolate the '
+            f'run on loopback: {reason}', file=sys.stderr)
+    else:
+      print('[run] network: private namespace, loopback only', flush=True)
+  log_dir = config.path('logs', 'nodes')
+  os.makedirs(log_dir, exist_ok=True)
+  _set_launchpad_log_dir(log_dir)
+  print(f'[run] {config.mode} on {config.task}: nodes log to {log_dir}',
+        flush=True)
+  # Workers other than the learner get one compute thread each, so that on a
+  # small machine the learner keeps the cores.
+  single_thread = lp.PythonProcess(env={
+      'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false '
+                   'intra_op_parallelism_threads=1',
+      'OMP_NUM_THREADS': '1'})
+  resources = {group: single_thread
+               for group in ('actor', 'evaluator', 'dataset_loader',
+                             'controller', 'counter')
+               if group in program.groups}
+  manager = lp.launch(program, launch_type='local_mp',
+                      terminal='output_to_files', local_resources=resources)
+  done = threading.Event()
+  follower = threading.Thread(
+      target=_follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
+  follower.start()
+  try:
+    manager.wait()
+  finally:
+    done.set()
+    follower.join()
+
+
+def _set_launchpad_log_dir(path: str) -> None:
+  """Launchpad reads LAUNCHPAD_LOGGING_DIR at import; set its module value."""
+  from launchpad.launch.run_locally import launch_local_output_to_files  # pylint: disable=g-import-not-at-top
+  launch_local_output_to_files._LOGGING_DIR = path  # pylint: disable=protected-access
+
+
+def _follow(path: str, done: threading.Event) -> None:
+  """Prints lines appended to the run's status file until `done`."""
+  position = os.path.getsize(path) if os.path.exists(path) else 0
+  while True:
+    finished = done.is_set()
+    if os.path.exists(path):
+      with open(path) as f:
+        f.seek(position)
+        text = f.read()
+        position = f.tell()
+      if text:
+        print(text, end='', flush=True)
+    if finished:
+      return
+    time.sleep(0.5)
+
+
+def main(argv):
+  del argv
+  try:
+    config = run_config_from_flags()
+    launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
+  except (config_lib.RunConfigError, pac_config.ConfigError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,16 @@
+"""Shared fixtures for the launcher tests: one small real cartpole dataset."""
+
+import pytest
+
+import environments
+
+TASK = 'cartpole_swingup'
+
+
+@pytest.fixture(scope='session')
+def cartpole_dataset(tmp_path_factory) -> str:
+  """4 episodes (4000 steps) of the mixed expert/medium/random behaviour."""
+  path = str(tmp_path_factory.mktemp('data') / 'cartpole_mixed')
+  environments.write_dataset(path, task=TASK, policy='mixed', num_episodes=4,
+                             seed=0)
+  return path

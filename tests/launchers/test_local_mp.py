@@ -1,0 +1,130 @@
+"""`python -m launchers.run` as a user runs it: Launchpad `local_mp` processes.
+
+Each run gets a unique token in its environment; every process of the run
+inherits it, which is how these tests find the run's processes (and prove none
+is left behind).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TASK = 'cartpole_swingup'
+
+
+def _launch(run_dir, dataset, token, *extra):
+  env = dict(os.environ, PAC_TEST_TOKEN=token)
+  return subprocess.Popen(
+      [sys.executable, '-m', 'launchers.run', '--mode=offline',
+       f'--task={TASK}', f'--dataset={dataset}', f'--run_dir={run_dir}',
+       '--batch_size=16', '--eval_episodes=1', *extra],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+
+
+def _processes_with(token):
+  """PIDs whose environment carries `token` (the run's processes)."""
+  found = []
+  for pid in os.listdir('/proc'):
+    if not pid.isdigit() or int(pid) == os.getpid():
+      continue
+    try:
+      with open(f'/proc/{pid}/environ', 'rb') as f:
+        if f'PAC_TEST_TOKEN={token}'.encode() in f.read():
+          found.append(int(pid))
+    except OSError:
+      pass
+  return found
+
+
+def _wait_for_file(path, timeout):
+  deadline = time.time() + timeout
+  while not os.path.exists(path):
+    if time.time() > deadline:
+      raise TimeoutError(path)
+    time.sleep(0.5)
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+@pytest.mark.integration
+def test_local_mp_run_stops_by_itself_and_leaves_no_process(
+    tmp_path, cartpole_dataset):
+  token = uuid.uuid4().hex
+  run_dir = str(tmp_path / 'run')
+  process = _launch(run_dir, cartpole_dataset, token,
+                    '--max_learner_steps=30', '--eval_every_steps=15')
+  _wait_for_file(os.path.join(run_dir, 'learner.pid'), timeout=300)
+  learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
+  interfaces = _read(f'/proc/{learner_pid}/net/dev')
+  output, _ = process.communicate(timeout=600)
+  assert process.returncode == 0, output
+  # The learner ran in the run's private network: loopback only (as root).
+  if os.geteuid() == 0:
+    names = [line.split(':')[0].strip()
+             for line in interfaces.splitlines()[2:]]
+    assert names == ['lo'], interfaces
+  assert '[eval] learner_steps=30' in output, output
+  assert '| eval | learner steps |' in output, output
+  assert os.path.exists(os.path.join(run_dir, 'eval_return.png'))
+  time.sleep(1.0)
+  assert _processes_with(token) == []
+
+
+@pytest.mark.integration
+def test_killed_learner_resumes_from_its_last_checkpoint(
+    tmp_path, cartpole_dataset):
+  token = uuid.uuid4().hex
+  run_dir = str(tmp_path / 'run')
+  saved_step_file = os.path.join(run_dir, 'checkpoints', 'learner',
+                                 'saved_step.txt')
+  process = _launch(run_dir, cartpole_dataset, token,
+                    '--max_learner_steps=100000', '--eval_every_steps=100000',
+                    '--checkpoint_every_s=1')
+  _wait_for_file(saved_step_file, timeout=300)
+  deadline = time.time() + 300
+  while int(_read(saved_step_file) or 0) < 5 and time.time() < deadline:
+    time.sleep(0.5)
+  learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
+  os.kill(learner_pid, signal.SIGKILL)
+  saved_before_kill = int(_read(saved_step_file))
+  output, _ = process.communicate(timeout=300)
+  # Launchpad notices the dead worker and stops the run with an error.
+  assert process.returncode != 0, output
+  time.sleep(1.0)
+  assert _processes_with(token) == []
+
+  restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
+                    f'--max_learner_steps={saved_before_kill + 10}',
+                    f'--eval_every_steps={saved_before_kill + 10}')
+  output, _ = restart.communicate(timeout=600)
+  assert restart.returncode == 0, output
+  status = _read(os.path.join(run_dir, 'status.log'))
+  resumed = [int(line.rsplit(' ', 1)[1]) for line in status.splitlines()
+             if line.startswith('[learner] resumed at step')]
+  # At most the steps since the last checkpoint were lost.
+  assert resumed and resumed[-1] >= saved_before_kill, status
+  assert f'[eval] learner_steps={saved_before_kill + 10}' in output, output
+
+
+def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path):
+  process = subprocess.run(
+      [sys.executable, '-m', 'launchers.run', '--mode=offline',
+       f'--task={TASK}', f'--dataset={tmp_path}/missing',
+       f'--run_dir={tmp_path}/run'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert process.returncode == 2, process.stderr
+  errors = [line for line in process.stderr.splitlines()
+            if line.startswith('error:')]
+  assert len(errors) == 1 and 'missing' in errors[0], process.stderr
+  assert 'Traceback' not in process.stderr

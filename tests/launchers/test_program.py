@@ -1,0 +1,159 @@
+"""The PAC Launchpad program under Launchpad's `test_mt` (all nodes as threads).
+
+Each test runs a real program: Reverb server, dataset loader, learner,
+actors, evaluator, counter and controller, on the real cartpole task. Results
+are read back from the run directory the program writes.
+"""
+
+import json
+import os
+
+import pytest
+
+from agents.pac import config as pac_config
+from launchers import config as config_lib
+from launchers import program as program_lib
+from launchers import run as run_lib
+
+TASK = 'cartpole_swingup'
+
+
+def _agent(**overrides) -> pac_config.PACConfig:
+  values = dict(batch_size=16, min_replay_size=32, num_sampled_actions=4,
+                variable_update_period=20)
+  values.update(overrides)
+  return pac_config.PACConfig(**values)
+
+
+def _run_config(run_dir, dataset, **overrides) -> config_lib.RunConfig:
+  values = dict(mode='offline', task=TASK, run_dir=str(run_dir),
+                dataset=dataset, agent=_agent(), max_learner_steps=40,
+                eval_every_steps=20, eval_episodes=1, checkpoint_every_s=1.0)
+  values.update(overrides)
+  return config_lib.RunConfig(**values)
+
+
+def _results(run_dir):
+  with open(os.path.join(run_dir, 'eval.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _status(run_dir) -> str:
+  with open(os.path.join(run_dir, 'status.log')) as f:
+    return f.read()
+
+
+def test_offline_program_trains_loads_and_evaluates(tmp_path,
+                                                    cartpole_dataset):
+  config = _run_config(tmp_path / 'run', cartpole_dataset)
+  run_lib.launch(config, 'test_mt')
+  results = _results(config.run_dir)
+  final = results[-1]
+  assert final['learner_steps'] == config.max_learner_steps
+  # The shared counter saw every learner step; no actors ran offline.
+  assert final['counter_learner_steps'] == config.max_learner_steps
+  assert final['actor_steps'] == 0
+  # The loader put the whole dataset in `offline`; nothing went to `online`.
+  assert final['offline_size'] == 4 * (1000 + config.agent.n_step - 1)
+  assert final['online_size'] == 0
+  assert final['offline_sampled'] >= (config.max_learner_steps *
+                                      config.agent.batch_size)
+  assert final['episodes'] == 1 and 0.0 <= final['return_mean'] <= 1000.0
+  # Evaluations run beside the learner (polled, as in Acme): intermediate
+  # ones land at or after each multiple of 20; the final one is at step 40.
+  assert all(r['learner_steps'] >= 20 for r in results)
+  assert [r['learner_steps'] for r in results].count(40) == 1
+  for artefact in ('eval_return.png', 'results.md', 'config.json',
+                   'checkpoints/learner', 'checkpoints/counter',
+                   'logs/learner/logs.csv'):
+    assert os.path.exists(os.path.join(config.run_dir, artefact)), artefact
+  assert '[done]' in _status(config.run_dir)
+
+
+def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
+  """Actors fill `online`; batches draw from both tables at the set fraction."""
+  config = _run_config(
+      tmp_path / 'run', cartpole_dataset, mode='finetune', num_actors=1,
+      max_learner_steps=60, eval_every_steps=30,
+      agent=_agent(online_fraction=0.25, samples_per_insert=4.0,
+                   samples_per_insert_tolerance_rate=4.0))
+  run_lib.launch(config, 'test_mt')
+  first, final = _results(config.run_dir)[0], _results(config.run_dir)[-1]
+  assert final['online_size'] > 0 and final['actor_steps'] > 0
+  assert final['online_inserted'] >= first['online_inserted']
+  online, offline = final['online_sampled'], final['offline_sampled']
+  # 4 of every 16 rows come from `online`. Reverb counts samples when they
+  # leave the server, so prefetched batches blur the ratio a little.
+  assert online / (online + offline) == pytest.approx(0.25, abs=0.07)
+
+
+def test_rerun_with_same_run_dir_resumes(tmp_path, cartpole_dataset):
+  run_dir = tmp_path / 'run'
+  run_lib.launch(_run_config(run_dir, cartpole_dataset, max_learner_steps=20),
+                 'test_mt')
+  resumed = _run_config(run_dir, cartpole_dataset, max_learner_steps=40)
+  run_lib.launch(resumed, 'test_mt')
+  assert '[learner] resumed at step 20' in _status(run_dir)
+  final = _results(str(run_dir))[-1]
+  assert final['learner_steps'] == 40
+  # The counter resumed too: it counts the first run's 20 steps.
+  assert final['counter_learner_steps'] == 40
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(dataset='/nonexistent/data'), 'nonexistent'),
+    (dict(task='walker_walk'), 'walker_walk'),
+    (dict(task='cartpole_swingupp'), 'cartpole_swingup'),
+])
+def test_bad_inputs_fail_before_any_node_starts(tmp_path, cartpole_dataset,
+                                                overrides, message):
+  overrides = dict(overrides)
+  dataset = overrides.pop('dataset', cartpole_dataset)
+  config = _run_config(tmp_path / 'run', dataset, **overrides)
+  with pytest.raises(config_lib.RunConfigError, match=message):
+    program_lib.make_program(config)
+  assert not os.path.exists(config.run_dir)
+
+
+@pytest.mark.parametrize('overrides, field', [
+    (dict(max_learner_steps=0), 'max_learner_steps'),
+    (dict(mode='online'), 'mode'),
+    (dict(mode='finetune', num_actors=0), 'num_actors'),
+    (dict(agent=_agent(online_fraction=0.5)), 'online_fraction'),
+    (dict(mode='finetune', num_actors=1), 'online_fraction'),
+    (dict(dataset=None), 'dataset'),
+])
+def test_nonsensical_run_configs_are_rejected(tmp_path, overrides, field):
+  values = dict(dataset='unused')
+  values.update(overrides)
+  with pytest.raises(config_lib.RunConfigError, match=field):
+    _run_config(tmp_path / 'run', **values)
+
+
+def test_resuming_with_an_incompatible_config_is_refused(tmp_path,
+                                                         cartpole_dataset):
+  run_dir = tmp_path / 'run'
+  program_lib.make_program(_run_config(run_dir, cartpole_dataset))
+  other = _run_config(run_dir, cartpole_dataset,
+                      agent=_agent(num_bins=11))
+  with pytest.raises(config_lib.RunConfigError, match='num_bins'):
+    program_lib.make_program(other)
+
+
+def test_selfimprove_rounds_collect_train_and_evaluate(tmp_path,
+                                                       cartpole_dataset):
+  config = _run_config(
+      tmp_path / 'run', cartpole_dataset, mode='selfimprove', num_actors=1,
+      rounds=2, episodes_per_round=1, steps_per_round=20,
+      agent=_agent(online_fraction=0.5))
+  run_lib.launch(config, 'test_mt')
+  results = _results(config.run_dir)
+  assert [r['round'] for r in results] == [1, 2]
+  assert [r['learner_steps'] for r in results] == [20, 40]
+  # Each round added one 1000-step episode of the current policy's data.
+  assert results[0]['online_inserted'] >= 1000
+  assert results[1]['online_inserted'] >= results[0]['online_inserted'] + 1000
+  assert results[1]['online_sampled'] > 0
+  status = _status(config.run_dir)
+  assert '[round 2] collected 1 episodes' in status
+  assert '| round | learner steps |' in status
