@@ -18,6 +18,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
@@ -65,6 +66,7 @@ def ensure_dataset() -> str:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   try:
     dataset = ensure_dataset()
     offline_dir = os.path.join(_RUN_DIR.value, 'offline')

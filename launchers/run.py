@@ -15,6 +15,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 
 import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
@@ -100,6 +101,7 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
            isolate: bool = True) -> None:
   """Builds the program and runs it to its end (the controller stops it)."""
   import launchpad as lp  # pylint: disable=g-import-not-at-top
+  from launchpad.nodes.python import local_multi_processing  # pylint: disable=g-import-not-at-top
   program = program_lib.make_program(config)
   if launch_type != 'local_mp':
     lp.launch(program, launch_type=launch_type).wait()
@@ -111,6 +113,12 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
             f'run on loopback: {reason}', file=sys.stderr)
     else:
       print('[run] network: private namespace, loopback only', flush=True)
+  # Workers are fresh interpreters: they need the repository on their path
+  # (to unpickle our nodes) and the start-up hook in worker_site/.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  os.environ['PYTHONPATH'] = os.pathsep.join(
+      [os.path.join(root, 'launchers', 'worker_site'), root] +
+      [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
   log_dir = config.path('logs', 'nodes')
   os.makedirs(log_dir, exist_ok=True)
   _set_launchpad_log_dir(log_dir)
@@ -118,7 +126,7 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
         flush=True)
   # Workers other than the learner get one compute thread each, so that on a
   # small machine the learner keeps the cores.
-  single_thread = lp.PythonProcess(env={
+  single_thread = local_multi_processing.PythonProcess(env={
       'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false '
                    'intra_op_parallelism_threads=1',
       'OMP_NUM_THREADS': '1'})
@@ -164,6 +172,8 @@ def _follow(path: str, done: threading.Event) -> None:
 
 def main(argv):
   del argv
+  # Status lines, not framework INFO logs, on the terminal (nodes log to files).
+  logging.set_verbosity(logging.WARNING)
   try:
     config = run_config_from_flags()
     launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)

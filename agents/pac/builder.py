@@ -79,10 +79,7 @@ class PACBuilder(builders.ActorLearnerBuilder):
             min_size=config.min_replay_size,
             samples_per_insert=(config.samples_per_insert
                                 if samples_online else None),
-            # Acme's convention: the ratio may drift by this fraction of
-            # itself, measured over `min_replay_size` inserts.
-            error_buffer=(config.min_replay_size * config.samples_per_insert *
-                          config.samples_per_insert_tolerance_rate)),
+            error_buffer=config.samples_per_insert_error_buffer),
     ]
 
   def make_dataset_iterator(

@@ -44,9 +44,12 @@ def _processes_with(token):
   return found
 
 
-def _wait_for_file(path, timeout):
+def _wait_for_file(path, process, timeout):
+  """Waits for `path`; fails at once (with its output) if `process` exits."""
   deadline = time.time() + timeout
   while not os.path.exists(path):
+    if process.poll() is not None:
+      raise AssertionError(f'run exited early:\n{process.stdout.read()}')
     if time.time() > deadline:
       raise TimeoutError(path)
     time.sleep(0.5)
@@ -64,7 +67,7 @@ def test_local_mp_run_stops_by_itself_and_leaves_no_process(
   run_dir = str(tmp_path / 'run')
   process = _launch(run_dir, cartpole_dataset, token,
                     '--max_learner_steps=30', '--eval_every_steps=15')
-  _wait_for_file(os.path.join(run_dir, 'learner.pid'), timeout=300)
+  _wait_for_file(os.path.join(run_dir, 'learner.pid'), process, timeout=300)
   learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
   interfaces = _read(f'/proc/{learner_pid}/net/dev')
   output, _ = process.communicate(timeout=600)
@@ -91,7 +94,7 @@ def test_killed_learner_resumes_from_its_last_checkpoint(
   process = _launch(run_dir, cartpole_dataset, token,
                     '--max_learner_steps=100000', '--eval_every_steps=100000',
                     '--checkpoint_every_s=1')
-  _wait_for_file(saved_step_file, timeout=300)
+  _wait_for_file(saved_step_file, process, timeout=300)
   deadline = time.time() + 300
   while int(_read(saved_step_file) or 0) < 5 and time.time() < deadline:
     time.sleep(0.5)
