@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 # EnvLogger's C++ code logs INFO lines at every file close; set before it loads.
 os.environ.setdefault('GLOG_minloglevel', '1')
@@ -615,7 +615,6 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
   import launchers  # noqa: F401  (persistent JAX compile cache)
   import environments
   from acme import specs
-  from agents.pac import replay
 
   config = _agent_config()
   env = environments.make_environment(TASK, seed=0)

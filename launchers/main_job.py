@@ -23,7 +23,7 @@ from absl import logging
 import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
 from launchers import config as config_lib
-from launchers import run as run_lib
+from launchers import launching
 
 _RUN_DIR = flags.DEFINE_string('run_dir', 'runs/main', 'Output directory.')
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'Dataset directory.')
@@ -75,7 +75,7 @@ def main(argv):
         agent=agent_config(alpha=0.5), max_learner_steps=_OFFLINE_STEPS.value,
         eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=2,
         checkpoint_every_s=30.0, seed=_SEED.value)
-    run_lib.launch(offline)
+    launching.launch(offline)
     total = _OFFLINE_STEPS.value + _FINETUNE_STEPS.value
     finetune = config_lib.RunConfig(
         mode='finetune', task=TASK,
@@ -86,7 +86,7 @@ def main(argv):
         num_actors=_NUM_ACTORS.value, max_learner_steps=total,
         eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=2,
         checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)
-    run_lib.launch(finetune)
+    launching.launch(finetune)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -367,8 +367,10 @@ class Controller:
 
   def _run_steps_schedule(self):
     evaluated = {r['learner_steps'] for r in self._results}
-    next_eval = (max(evaluated, default=0) // self._config.eval_every_steps
-                 + 1) * self._config.eval_every_steps
+    # The next multiple of eval_every_steps after the learner's current step:
+    # a resumed or restored learner does not replay the evaluations it skipped.
+    every = self._config.eval_every_steps
+    next_eval = (self._learner.num_steps() // every + 1) * every
     while not _stopping():
       if self._learner.done():
         if self._learner.num_steps() not in evaluated:

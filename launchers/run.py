@@ -8,10 +8,7 @@ Local runs use Launchpad's `local_mp` (one process per node, node output in
 the result table at the end. Rerunning with the same --run_dir resumes it.
 """
 
-import os
 import sys
-import threading
-import time
 
 from absl import app
 from absl import flags
@@ -20,9 +17,7 @@ from absl import logging
 import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
 from launchers import config as config_lib
-from launchers import isolation
-from launchers import nodes
-from launchers import program as program_lib
+from launchers import launching
 
 _MODE = flags.DEFINE_enum('mode', 'offline', config_lib.MODES, 'Run mode.')
 _TASK = flags.DEFINE_string('task', 'cartpole_swingup', 'dm_control task.')
@@ -97,86 +92,13 @@ def run_config_from_flags() -> config_lib.RunConfig:
       restore_from=_RESTORE_FROM.value, seed=_SEED.value)
 
 
-def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
-           isolate: bool = True) -> None:
-  """Builds the program and runs it to its end (the controller stops it)."""
-  import launchpad as lp  # pylint: disable=g-import-not-at-top
-  from launchpad.nodes.python import local_multi_processing  # pylint: disable=g-import-not-at-top
-  program = program_lib.make_program(config)
-  if launch_type != 'local_mp':
-    lp.launch(program, launch_type=launch_type).wait()
-    return
-  if isolate:
-    reason = isolation.isolate_network()
-    if reason:
-      print(f'warning: servers bind all interfaces; could not isolate the '
-            f'run on loopback: {reason}', file=sys.stderr)
-    else:
-      print('[run] network: private namespace, loopback only', flush=True)
-  # Workers are fresh interpreters: they need the repository on their path
-  # (to unpickle our nodes) and the start-up hook in worker_site/.
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  os.environ['PYTHONPATH'] = os.pathsep.join(
-      [os.path.join(root, 'launchers', 'worker_site'), root] +
-      [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
-  log_dir = config.path('logs', 'nodes')
-  os.makedirs(log_dir, exist_ok=True)
-  _set_launchpad_log_dir(log_dir)
-  print(f'[run] {config.mode} on {config.task}: nodes log to {log_dir}',
-        flush=True)
-  # Workers other than the learner get one compute thread each, so that on a
-  # small machine the learner keeps the cores.
-  single_thread = local_multi_processing.PythonProcess(env={
-      'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false '
-                   'intra_op_parallelism_threads=1',
-      'OMP_NUM_THREADS': '1'})
-  resources = {group: single_thread
-               for group in ('actor', 'evaluator', 'dataset_loader',
-                             'controller', 'counter')
-               if group in program.groups}
-  manager = lp.launch(program, launch_type='local_mp',
-                      terminal='output_to_files', local_resources=resources)
-  done = threading.Event()
-  follower = threading.Thread(
-      target=_follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
-  follower.start()
-  try:
-    manager.wait()
-  finally:
-    done.set()
-    follower.join()
-
-
-def _set_launchpad_log_dir(path: str) -> None:
-  """Launchpad reads LAUNCHPAD_LOGGING_DIR at import; set its module value."""
-  from launchpad.launch.run_locally import launch_local_output_to_files  # pylint: disable=g-import-not-at-top
-  launch_local_output_to_files._LOGGING_DIR = path  # pylint: disable=protected-access
-
-
-def _follow(path: str, done: threading.Event) -> None:
-  """Prints lines appended to the run's status file until `done`."""
-  position = os.path.getsize(path) if os.path.exists(path) else 0
-  while True:
-    finished = done.is_set()
-    if os.path.exists(path):
-      with open(path) as f:
-        f.seek(position)
-        text = f.read()
-        position = f.tell()
-      if text:
-        print(text, end='', flush=True)
-    if finished:
-      return
-    time.sleep(0.5)
-
-
 def main(argv):
   del argv
   # Status lines, not framework INFO logs, on the terminal (nodes log to files).
   logging.set_verbosity(logging.WARNING)
   try:
     config = run_config_from_flags()
-    launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
+    launching.launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -13,7 +13,7 @@ import pytest
 from agents.pac import config as pac_config
 from launchers import config as config_lib
 from launchers import program as program_lib
-from launchers import run as run_lib
+from launchers import launching
 
 TASK = 'cartpole_swingup'
 
@@ -46,7 +46,7 @@ def _status(run_dir) -> str:
 def test_offline_program_trains_loads_and_evaluates(tmp_path,
                                                     cartpole_dataset):
   config = _run_config(tmp_path / 'run', cartpole_dataset)
-  run_lib.launch(config, 'test_mt')
+  launching.launch(config, 'test_mt')
   results = _results(config.run_dir)
   final = results[-1]
   assert final['learner_steps'] == config.max_learner_steps
@@ -77,7 +77,7 @@ def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
       max_learner_steps=60, eval_every_steps=30,
       agent=_agent(online_fraction=0.25, samples_per_insert=4.0,
                    samples_per_insert_tolerance_rate=4.0))
-  run_lib.launch(config, 'test_mt')
+  launching.launch(config, 'test_mt')
   first, final = _results(config.run_dir)[0], _results(config.run_dir)[-1]
   assert final['online_size'] > 0 and final['actor_steps'] > 0
   assert final['online_inserted'] >= first['online_inserted']
@@ -89,10 +89,10 @@ def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
 
 def test_rerun_with_same_run_dir_resumes(tmp_path, cartpole_dataset):
   run_dir = tmp_path / 'run'
-  run_lib.launch(_run_config(run_dir, cartpole_dataset, max_learner_steps=20),
+  launching.launch(_run_config(run_dir, cartpole_dataset, max_learner_steps=20),
                  'test_mt')
   resumed = _run_config(run_dir, cartpole_dataset, max_learner_steps=40)
-  run_lib.launch(resumed, 'test_mt')
+  launching.launch(resumed, 'test_mt')
   assert '[learner] resumed at step 20' in _status(run_dir)
   final = _results(str(run_dir))[-1]
   assert final['learner_steps'] == 40
@@ -146,7 +146,7 @@ def test_selfimprove_rounds_collect_train_and_evaluate(tmp_path,
       tmp_path / 'run', cartpole_dataset, mode='selfimprove', num_actors=1,
       rounds=2, episodes_per_round=1, steps_per_round=20,
       agent=_agent(online_fraction=0.5))
-  run_lib.launch(config, 'test_mt')
+  launching.launch(config, 'test_mt')
   results = _results(config.run_dir)
   assert [r['round'] for r in results] == [1, 2]
   assert [r['learner_steps'] for r in results] == [20, 40]
