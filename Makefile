@@ -10,7 +10,12 @@ RUN_DIR ?= runs/main
 PYTEST_ARGS ?=
 
 # Python 3.10 is required: Launchpad 0.5.2 has wheels for cp37-cp310 only.
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3 2>/dev/null | tail -n 1)
+# Each candidate is run before it is chosen: pyenv's `python3.10` shim, for
+# one, exists on PATH but fails unless 3.10 is the selected version.
+PYTHON310 ?= $(shell for p in $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 \
+  $$(command -v python3.10 2>/dev/null) /usr/bin/python3.10 /usr/local/bin/python3.10; do \
+  if [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; \
+  then echo "$$p"; break; fi; done)
 
 # Headless MuJoCo (no GLFW/X11 warnings), quiet TensorFlow C++ logs, and no stray
 # gym deprecation banner. Exported to every recipe.
@@ -33,7 +38,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@if [ -z "$(PYTHON310)" ]; then \
-	  echo "error: Python 3.10 not found (looked for python3.10 on PATH and pyenv's versions/3.10*)." >&2; \
+	  echo "error: no working Python 3.10 found (tried pyenv's versions/3.10*, python3.10 on PATH, /usr/bin)." >&2; \
 	  echo "       Install it, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv'," >&2; \
 	  echo "       or point make at it: make PYTHON310=/path/to/python3.10 ..." >&2; \
 	  exit 1; fi
