@@ -28,9 +28,9 @@ from launchers import launching
 _RUN_DIR = flags.DEFINE_string('run_dir', 'runs/main', 'Output directory.')
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'Dataset directory.')
 _EPISODES = flags.DEFINE_integer('episodes', 30, 'Dataset episodes.')
-_OFFLINE_STEPS = flags.DEFINE_integer('offline_steps', 1500,
+_OFFLINE_STEPS = flags.DEFINE_integer('offline_steps', 3000,
                                       'Offline learner steps.')
-_FINETUNE_STEPS = flags.DEFINE_integer('finetune_steps', 500,
+_FINETUNE_STEPS = flags.DEFINE_integer('finetune_steps', 1000,
                                        'Online fine-tuning learner steps.')
 _NUM_ACTORS = flags.DEFINE_integer('num_actors', 2, 'Fine-tuning actors.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
@@ -39,15 +39,22 @@ TASK = 'cartpole_swingup'
 
 
 def agent_config(**overrides) -> pac_config.PACConfig:
-  """The 'test' preset with settings chosen for a short CPU run.
+  """Settings shown to learn cartpole offline in 3000 steps on a 2-core CPU.
 
-  Batch 64 and learning rate 3e-4 (our choices): small enough for ~20 learner
-  steps/s on 2 cores, large enough to learn cartpole in a few thousand steps.
-  v_max=100 covers cartpole's returns: rewards are in [0, 1] per step, so
-  Q <= 1 / (1 - 0.99).
+  They are the ones `tests/agents/pac/test_offline_learning.py` asserts with
+  (PAC beats BC on expert + random data there); each is explained in that
+  file. In short: a 61k-parameter Perceiver (the 'test' preset is 4x slower
+  per step), 21 bins, 30-step returns so that an action's value shows in its
+  target, eta 1 in return units, and alpha 0.25. Evaluation samples the policy,
+  which is what that test found reliable at this budget.
   """
-  values = dict(preset='test', batch_size=64, learning_rate=3e-4,
-                min_replay_size=500, num_sampled_actions=10, seed=_SEED.value)
+  values = dict(
+      network=pac_config.NetworkConfig(
+          embed_dim=32, num_latents=8, num_self_attention_blocks=1,
+          num_heads=2, critic_hidden=(64,)),
+      num_bins=21, num_sampled_actions=8, batch_size=64, learning_rate=3e-3,
+      n_step=30, eta=1.0, alpha=0.25, min_replay_size=500,
+      eval_policy='sample', seed=_SEED.value)
   values.update(overrides)
   return pac_config.PACConfig(**values)
 
@@ -72,19 +79,17 @@ def main(argv):
     offline_dir = os.path.join(_RUN_DIR.value, 'offline')
     offline = config_lib.RunConfig(
         mode='offline', task=TASK, run_dir=offline_dir, dataset=dataset,
-        agent=agent_config(alpha=0.5), max_learner_steps=_OFFLINE_STEPS.value,
-        eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=2,
+        agent=agent_config(), max_learner_steps=_OFFLINE_STEPS.value,
+        eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=3,
         checkpoint_every_s=30.0, seed=_SEED.value)
     launching.launch(offline)
     total = _OFFLINE_STEPS.value + _FINETUNE_STEPS.value
     finetune = config_lib.RunConfig(
         mode='finetune', task=TASK,
         run_dir=os.path.join(_RUN_DIR.value, 'finetune'), dataset=dataset,
-        agent=agent_config(alpha=0.5, online_fraction=0.5,
-                           online_fraction_schedule_steps=total,
-                           samples_per_insert=32.0),
+        agent=agent_config(online_fraction=0.5, samples_per_insert=32.0),
         num_actors=_NUM_ACTORS.value, max_learner_steps=total,
-        eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=2,
+        eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=3,
         checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)
     launching.launch(finetune)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:

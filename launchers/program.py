@@ -22,8 +22,8 @@ from launchers import nodes
 
 # Fields of a run that its checkpoints depend on: resuming a run directory with
 # different values would restore parameters of another shape or meaning.
-_RESUME_KEYS = ('task', 'agent.preset', 'agent.num_bins', 'agent.num_atoms',
-                'agent.n_step')
+_RESUME_KEYS = ('task', 'agent.preset', 'agent.network', 'agent.num_bins',
+                'agent.num_atoms', 'agent.n_step')
 
 
 def make_program(config: config_lib.RunConfig) -> lp.Program:
@@ -74,7 +74,8 @@ def _check_resumable(config: config_lib.RunConfig) -> None:
   """
   os.makedirs(config.run_dir, exist_ok=True)
   path = config.path('config.json')
-  current = {k: v for k, v in _flat(config).items() if _jsonable(v)}
+  current = {k: (v if _jsonable(v) else repr(v))
+             for k, v in _flat(config).items()}
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
