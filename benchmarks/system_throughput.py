@@ -87,7 +87,6 @@ def _table_size(client, table: str) -> int:
 def measure_load(dataset_path: str, spec, config, tmp: str) -> Dict[str, Any]:
   """End-to-end DatasetLoader, read-only and insert-only rates."""
   import environments
-  import tree
   from agents.pac import replay
   from launchers import config as run_config_lib
   from launchers import nodes
@@ -107,20 +106,13 @@ def measure_load(dataset_path: str, spec, config, tmp: str) -> Dict[str, Any]:
   read_s = time.perf_counter() - start
   read_count = sum(len(b.reward) for b in batches)
 
-  # Insert only: the loader's writer loop (copied from DatasetLoader.run) on
+  # Insert only: the loader's insert path (replay.insert_transitions) on
   # batches already in memory.
   server, client, _ = _server(spec, config, offline_size=total)
   start = time.perf_counter()
   with client.trajectory_writer(num_keep_alive_refs=1) as writer:
     for batch in batches:
-      columns = tree.flatten(batch)
-      for i in range(len(batch.reward)):
-        writer.append([column[i] for column in columns])
-        writer.create_item(
-            replay.OFFLINE_TABLE, priority=1.0,
-            trajectory=tree.unflatten_as(
-                batch, [history[-1] for history in writer.history]))
-      writer.flush()
+      replay.insert_transitions(writer, replay.OFFLINE_TABLE, batch)
   insert_s = time.perf_counter() - start
   assert _table_size(client, replay.OFFLINE_TABLE) == read_count
   server.stop()
@@ -132,14 +124,7 @@ def measure_load(dataset_path: str, spec, config, tmp: str) -> Dict[str, Any]:
   start = time.perf_counter()
   with client.trajectory_writer(num_keep_alive_refs=32) as writer:
     for batch in batches:
-      columns = tree.flatten(batch)
-      for i in range(len(batch.reward)):
-        writer.append([column[i] for column in columns])
-        writer.create_item(
-            replay.OFFLINE_TABLE, priority=1.0,
-            trajectory=tree.unflatten_as(
-                batch, [history[-1] for history in writer.history]))
-      writer.flush()
+      replay.insert_transitions(writer, replay.OFFLINE_TABLE, batch)
   chunked_s = time.perf_counter() - start
   server.stop()
   del batches
@@ -180,22 +165,14 @@ def measure_load(dataset_path: str, spec, config, tmp: str) -> Dict[str, Any]:
 def _fill_offline(client, dataset_path: str, config) -> int:
   """Fills `offline` the DatasetLoader's way (no timing)."""
   import environments
-  import tree
   from agents.pac import replay
   count = 0
   with environments.load_dataset(dataset_path) as data, \
       client.trajectory_writer(num_keep_alive_refs=1) as writer:
     for batch in data.iter_transitions(batch_size=1024, n_step=config.n_step,
                                        discount=config.discount):
-      batch = batch._replace(extras=())
-      columns = tree.flatten(batch)
-      for i in range(len(batch.reward)):
-        writer.append([column[i] for column in columns])
-        writer.create_item(
-            replay.OFFLINE_TABLE, priority=1.0,
-            trajectory=tree.unflatten_as(
-                batch, [history[-1] for history in writer.history]))
-      writer.flush()
+      replay.insert_transitions(writer, replay.OFFLINE_TABLE,
+                                batch._replace(extras=()))
       count += len(batch.reward)
   return count
 

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 from acme import core
 from acme import environment_loop
 from acme import specs
+from acme import wrappers
 from acme.tf import savers as tf_savers
 from acme.utils import counting
 import dm_env
@@ -27,7 +28,6 @@ import numpy as np
 import reverb
 import tensorflow as tf
 import tqdm
-import tree
 
 from agents.pac import builder as builder_lib
 from agents.pac import networks as networks_lib
@@ -74,16 +74,9 @@ class DatasetLoader:
       for batch in dataset.iter_transitions(
           batch_size=self._batch_size, n_step=agent.n_step,
           discount=agent.discount):
-        batch = batch._replace(extras=())  # The tables store no extras.
-        # Flat lists instead of nests: tree work per item halves the rate.
-        columns = tree.flatten(batch)
-        for i in range(len(batch.reward)):
-          writer.append([column[i] for column in columns])
-          writer.create_item(
-              replay.OFFLINE_TABLE, priority=1.0,
-              trajectory=tree.unflatten_as(
-                  batch, [history[-1] for history in writer.history]))
-        writer.flush()
+        # The tables store no extras.
+        replay.insert_transitions(writer, replay.OFFLINE_TABLE,
+                                  batch._replace(extras=()))
         inserted += len(batch.reward)
         bar.update(len(batch.reward))
         if _stopping():
@@ -211,33 +204,18 @@ class _StopActing(Exception):
   """Raised inside an episode when the controller stops the actor."""
 
 
-class _StopAware(dm_env.Environment):
+class _StopAware(wrappers.EnvironmentWrapper):
   """Ends an episode early (by raising) once `stop` is set."""
 
   def __init__(self, environment: dm_env.Environment,
                stop: threading.Event):
-    self._environment = environment
+    super().__init__(environment)
     self._stop = stop
-
-  def reset(self) -> dm_env.TimeStep:
-    return self._environment.reset()
 
   def step(self, action) -> dm_env.TimeStep:
     if self._stop.is_set():
       raise _StopActing()
     return self._environment.step(action)
-
-  def observation_spec(self):
-    return self._environment.observation_spec()
-
-  def action_spec(self):
-    return self._environment.action_spec()
-
-  def reward_spec(self):
-    return self._environment.reward_spec()
-
-  def discount_spec(self):
-    return self._environment.discount_spec()
 
 
 class ActorNode:
