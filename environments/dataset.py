@@ -15,12 +15,17 @@ shard (to salvage preempted jobs) and returns no episodes when the index file is
 damaged. A finished dataset must be complete, so every inconsistency with
 `dataset.json` (counts, lengths, per-episode returns) raises
 `CorruptDatasetError` instead.
+
+Records are decoded by `records.py`'s fast path when they have our writer's
+shape, and by EnvLogger's generic codec otherwise. `columns()` and
+`transitions()` go through a decoded cache beside the files (`cache.py`), so
+only the first read of a dataset pays for decoding.
 """
 
 import json
 import math
 import os
-from typing import Any, Dict, Iterator, List, Mapping
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from acme import specs
 from acme import types
@@ -31,9 +36,11 @@ from envlogger.proto import storage_pb2
 import numpy as np
 import tree
 
+from environments import cache
 from environments import errors
 from environments import layout
 from environments import nstep
+from environments import records
 from environments import specs_io
 
 # {'steps': {field: [T+1, ...]}, 'episode_id', 'policy', 'return', 'length'}
@@ -116,6 +123,8 @@ class Dataset:
                                          self._metadata_path)
     self._steps_dir = os.path.join(self._path, layout.STEPS_DIR)
     self._reader = self._open_steps()
+    # What `columns()` did last: 'warm', 'built', 'rebuilt (...)', ...
+    self.cache_status: Optional[str] = None
 
   def _open_steps(self) -> riegeli_dataset_reader.RiegeliDatasetReader:
     if not os.path.isdir(self._steps_dir):
@@ -188,20 +197,26 @@ class Dataset:
     """Raises `DatasetSpecError` naming the first field that differs."""
     specs_io.check_spec(self._spec, env_spec, f'dataset {self._path}')
 
-  def _record(self, index: int, episode: int) -> tuple:
-    """Decodes EnvLogger record `index`: ((type, reward, discount, obs), a, x)."""
-    where = (f'steps.riegeli in {self._steps_dir}: record {index} (episode '
-             f'{episode}) cannot be decoded')
+  def _serialized(self, index: int, episode: int) -> bytes:
+    """The raw bytes of EnvLogger record `index` (of episode `episode`)."""
     serialized = self._reader.serialized_step(index)
     if serialized is None:
       raise errors.CorruptDatasetError(
-          f'{where}: the file is truncated or damaged; regenerate the dataset.')
+          f'steps.riegeli in {self._steps_dir}: record {index} (episode '
+          f'{episode}) cannot be read: the file is truncated or damaged; '
+          'regenerate the dataset.')
+    return serialized
+
+  def _decode(self, serialized: bytes, index: int, episode: int) -> tuple:
+    """Generic decoding of one record: ((type, reward, discount, obs), a, x)."""
     try:
       (step_type, reward, discount, observation), action, custom = codec.decode(
           storage_pb2.Data.FromString(serialized))
     except Exception as e:  # pylint: disable=broad-except
       # Damaged bytes surface as protobuf, codec, or unpacking errors alike.
-      raise errors.CorruptDatasetError(f'{where} ({e!r}).') from e
+      raise errors.CorruptDatasetError(
+          f'steps.riegeli in {self._steps_dir}: record {index} (episode '
+          f'{episode}) cannot be decoded ({e!r}).') from e
     return (step_type, reward, discount, observation), action, custom
 
   def _field(self, episode: int, name: str, values: List[Any],
@@ -222,7 +237,52 @@ class Dataset:
           f'{stacked.dtype.name}.')
     return stacked
 
-  def _episode(self, i: int) -> Episode:
+  def _decode_generic(self, serialized: List[bytes], start: int,
+                      i: int) -> records.EpisodeFields:
+    """`records.decode_episode`'s output by EnvLogger's own decoder.
+
+    Slower, but decodes any record EnvLogger can, and names the field and
+    step of whatever does not match the dataset's spec.
+    """
+    decoded = [self._decode(s, start + j, i) for j, s in enumerate(serialized)]
+    timesteps = [r[0] for r in decoded]
+    observations = {}
+    for name, spec in self._spec.observations.items():
+      values = []
+      for j, timestep in enumerate(timesteps):
+        if not isinstance(timestep[3], Mapping) or name not in timestep[3]:
+          raise errors.MissingFieldError(
+              f'{self._steps_dir}: episode {i}, step {j} lacks observation '
+              f'{name!r}, which {self._metadata_path} declares.')
+        values.append(timestep[3][name])
+      observations[name] = self._field(i, f'observation/{name}', values, spec)
+    # EnvLogger record j+1 carries a_j and what ensued from it (RLDS step j).
+    after = decoded[1:]
+    fields = {
+        'step_types': [int(t[0]) for t in timesteps],
+        'observation': observations,
+        'action': self._field(i, 'action', [r[1] for r in after],
+                              self._spec.actions),  # [T, A]
+        'reward': self._field(i, 'reward', [r[0][1] for r in after],
+                              self._spec.rewards),  # [T]
+        'discount': self._field(i, 'discount', [r[0][2] for r in after],
+                                self._spec.discounts),  # [T]
+        'log_prob': None,
+    }
+    if self._metadata['has_log_prob']:
+      log_probs = []
+      for j, record in enumerate(after):
+        if not isinstance(record[2], Mapping) or 'log_prob' not in record[2]:
+          raise errors.MissingFieldError(
+              f'{self._steps_dir}: episode {i}, step {j} lacks log_prob, which '
+              f'{self._metadata_path} declares (has_log_prob).')
+        log_probs.append(record[2]['log_prob'])
+      fields['log_prob'] = self._field(i, 'log_prob', log_probs,
+                                       specs.Array((), np.float32))
+    return fields
+
+  def _episode_fields(self, i: int) -> records.EpisodeFields:
+    """Reads, decodes and checks episode i against `dataset.json`."""
     summary = self._metadata['episodes'][i]
     try:
       info = self._reader.episode(i, True)
@@ -235,34 +295,17 @@ class Dataset:
       raise errors.CorruptDatasetError(
           f'{self._steps_dir}: episode {i} has {info.num_steps} records, '
           f'{self._metadata_path} says {length + 1}.')
-    records = [self._record(info.start + j, i) for j in range(length + 1)]
-    timesteps = [r[0] for r in records]
-    step_types = [int(t[0]) for t in timesteps]
-    if step_types != ([int(dm_env.StepType.FIRST)]
-                      + [int(dm_env.StepType.MID)] * (length - 1)
-                      + [int(dm_env.StepType.LAST)]):
+    serialized = [self._serialized(info.start + j, i)
+                  for j in range(length + 1)]
+    fields = (records.decode_episode(serialized, self._spec,
+                                     self._metadata['has_log_prob'])
+              or self._decode_generic(serialized, info.start, i))
+    if fields['step_types'] != ([int(dm_env.StepType.FIRST)]
+                                + [int(dm_env.StepType.MID)] * (length - 1)
+                                + [int(dm_env.StepType.LAST)]):
       raise errors.CorruptDatasetError(
           f'{self._steps_dir}: episode {i} does not run FIRST, MID..., LAST.')
-
-    observations = {}
-    for name, spec in self._spec.observations.items():
-      values = []
-      for j, timestep in enumerate(timesteps):
-        if not isinstance(timestep[3], Mapping) or name not in timestep[3]:
-          raise errors.MissingFieldError(
-              f'{self._steps_dir}: episode {i}, step {j} lacks observation '
-              f'{name!r}, which {self._metadata_path} declares.')
-        values.append(timestep[3][name])
-      observations[name] = self._field(i, f'observation/{name}', values, spec)
-    # EnvLogger record j+1 carries a_j and what ensued from it (RLDS step j).
-    after = records[1:]
-    actions = self._field(i, 'action', [r[1] for r in after],
-                          self._spec.actions)  # [T, A]
-    rewards = self._field(i, 'reward', [r[0][1] for r in after],
-                          self._spec.rewards)  # [T]
-    discounts = self._field(i, 'discount', [r[0][2] for r in after],
-                            self._spec.discounts)  # [T]
-    recomputed = math.fsum(rewards.tolist())
+    recomputed = math.fsum(fields['reward'].tolist())
     if recomputed != summary['return']:
       raise errors.CorruptDatasetError(
           f'{self._steps_dir}: episode {i} sums to return {recomputed}, '
@@ -273,46 +316,58 @@ class Dataset:
           f'{self._steps_dir}: episode {i} metadata {logged_summary!r} differs '
           f'from {self._metadata_path} ({summary!r}); the episode metadata '
           'file is damaged.')
+    return fields
 
+  def _episode(self, i: int) -> Episode:
+    fields = self._episode_fields(i)
+    length = self._metadata['episodes'][i]['length']
+    discounts = fields['discount']
     steps = {
-        'observation': observations,
-        'action': _append_zero(actions),
-        'reward': _append_zero(rewards),
+        'observation': fields['observation'],
+        'action': _append_zero(fields['action']),
+        'reward': _append_zero(fields['reward']),
         'discount': _append_zero(discounts),
         'is_first': np.arange(length + 1) == 0,
         'is_last': np.arange(length + 1) == length,
         'is_terminal': (np.arange(length + 1) == length) & (discounts[-1] == 0),
     }
-    if self._metadata['has_log_prob']:
-      log_probs = []
-      for j, record in enumerate(after):
-        if not isinstance(record[2], Mapping) or 'log_prob' not in record[2]:
-          raise errors.MissingFieldError(
-              f'{self._steps_dir}: episode {i}, step {j} lacks log_prob, which '
-              f'{self._metadata_path} declares (has_log_prob).')
-        log_probs.append(record[2]['log_prob'])
-      steps['log_prob'] = _append_zero(self._field(
-          i, 'log_prob', log_probs, specs.Array((), np.float32)))
-    return {'steps': steps, 'episode_id': i, **summary}
+    if fields['log_prob'] is not None:
+      steps['log_prob'] = _append_zero(fields['log_prob'])
+    return {'steps': steps, 'episode_id': i, **self._metadata['episodes'][i]}
 
   def episodes(self) -> Iterator[Episode]:
     """Yields every episode, in order, as RLDS numpy (see module docstring)."""
     for i in range(self.num_episodes):
       yield self._episode(i)
 
-  def _episode_transitions(self, n_step: int,
-                           discount: float) -> Iterator[types.Transition]:
-    _check_nstep_args(n_step, discount)
-    for episode in self.episodes():
-      steps = episode['steps']
-      extras = ({'log_prob': steps['log_prob'][:-1]}
-                if 'log_prob' in steps else {})
-      yield nstep.episode_transitions(
-          steps['observation'], steps['action'][:-1], steps['reward'][:-1],
-          steps['discount'][:-1], extras, n_step, discount)
+  def decode_columns(self) -> cache.Columns:
+    """Decodes every episode from the EnvLogger files (no cache involved)."""
+    parts = [self._episode(i)['steps'] for i in range(self.num_episodes)]
+    steps = _concatenate(parts) if parts else {}
+    return cache.Columns(
+        observation=steps['observation'], action=steps['action'],
+        reward=steps['reward'], discount=steps['discount'],
+        log_prob=steps.get('log_prob'),
+        episode_lengths=np.asarray(
+            [e['length'] for e in self._metadata['episodes']], np.int64))
 
-  def transitions(self, n_step: int = 1,
-                  discount: float = 0.99) -> types.Transition:
+  def columns(self, use_cache: bool = True) -> cache.Columns:
+    """All steps of all episodes as columns (RLDS rows, episodes in order).
+
+    With `use_cache` (the default), the columns come from the dataset's cache
+    (`cache.py`) when it is valid for these files, and are decoded and cached
+    otherwise; `cache_status` then says which happened. Without, they are
+    decoded from the EnvLogger files every time.
+    """
+    if not use_cache:
+      self.cache_status = 'not used'
+      return self.decode_columns()
+    columns, self.cache_status = cache.load_or_build(
+        self._path, self._metadata, self.decode_columns)
+    return columns
+
+  def transitions(self, n_step: int = 1, discount: float = 0.99,
+                  use_cache: bool = True) -> types.Transition:
     """All n-step transitions as one `Transition` of numpy arrays.
 
     Follows Acme's NStepTransitionAdder exactly (see `nstep.py`): reward is the
@@ -321,41 +376,31 @@ class Dataset:
     Shapes: observation/next_observation name -> [N, ...], action [N, A],
     reward [N], discount [N], extras {'log_prob': [N]} or {}.
     """
-    return _concatenate(list(self._episode_transitions(n_step, discount)))
+    _check_nstep_args(n_step, discount)
+    columns = self.columns(use_cache)
+    extras = ({'log_prob': columns.log_prob}
+              if columns.log_prob is not None else {})
+    return nstep.dataset_transitions(
+        columns.observation, columns.action, columns.reward, columns.discount,
+        extras, columns.episode_lengths, n_step, discount)
 
   def iter_transitions(self, batch_size: int, n_step: int = 1,
                        discount: float = 0.99, shuffle: bool = False,
                        seed: int = 0) -> Iterator[types.Transition]:
     """Yields `Transition` batches of `batch_size` (the last may be smaller).
 
-    Unshuffled, episodes are decoded one at a time (memory stays bounded) and
-    transitions come in `transitions()` order. Shuffled, all transitions are
-    loaded and permuted with `seed`.
+    Transitions come in `transitions()` order, or permuted with `seed` when
+    `shuffle`; all of them are built in memory first.
     """
     if batch_size < 1:
       raise errors.DatasetError(f'batch_size must be >= 1, got {batch_size}.')
+    everything = self.transitions(n_step, discount)
+    order = np.arange(len(everything.reward))
     if shuffle:
-      everything = self.transitions(n_step, discount)
-      order = np.random.default_rng(seed).permutation(len(everything.reward))
-      for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        yield tree.map_structure(lambda x, b=batch: x[b], everything)
-      return
-    pending: List[types.Transition] = []
-    size = 0
-    for chunk in self._episode_transitions(n_step, discount):
-      pending.append(chunk)
-      size += len(chunk.reward)
-      if size < batch_size:
-        continue
-      merged = _concatenate(pending)
-      cut = size - size % batch_size
-      for start in range(0, cut, batch_size):
-        yield _slice(merged, start, start + batch_size)
-      pending = [_slice(merged, cut, size)] if cut < size else []
-      size -= cut
-    if size:
-      yield _concatenate(pending)
+      order = np.random.default_rng(seed).permutation(order)
+    for start in range(0, len(order), batch_size):
+      batch = order[start:start + batch_size]
+      yield tree.map_structure(lambda x, b=batch: x[b], everything)
 
   def close(self) -> None:
     self._reader.close()
@@ -379,13 +424,8 @@ def _append_zero(values: np.ndarray) -> np.ndarray:
   return np.concatenate([values, np.zeros_like(values[:1])])
 
 
-def _concatenate(chunks: List[types.Transition]) -> types.Transition:
+def _concatenate(chunks: List[Any]) -> Any:
   return tree.map_structure(lambda *xs: np.concatenate(xs), *chunks)
-
-
-def _slice(transition: types.Transition, start: int,
-           stop: int) -> types.Transition:
-  return tree.map_structure(lambda x: x[start:stop], transition)
 
 
 def load_dataset(path: str) -> Dataset:

@@ -1,9 +1,11 @@
 """Command line: generate an offline dataset for one suite task.
 
   python -m environments.generate --task cartpole_swingup --policy expert \
-      --episodes 50 --seed 0 --out data/cartpole_swingup_expert
+      --episodes 50 --seed 0 --out data/cartpole_swingup_expert [--workers N]
 
-Shows a progress bar over episodes with the running mean return, then prints
+Episodes are written by --workers processes (default: one per CPU); the
+dataset does not depend on their number. Shows a progress bar over episodes
+with the running mean return, then prints
 return statistics (per behaviour policy for `--policy mixed`). The dataset
 appears at --out only when complete (see writer.py); an existing one is replaced
 only with --overwrite. Exit status: 0 on success, 2 for a bad input (unknown task
@@ -47,12 +49,24 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('--episodes', type=int, default=50,
                       help='number of episodes (default: 50)')
   parser.add_argument('--seed', type=int, default=0, help='random seed')
+  parser.add_argument('--workers', type=int, default=default_workers(),
+                      help='processes writing episodes in parallel (default: '
+                           'the number of CPUs, %(default)s here); the dataset '
+                           'is the same for any number')
   parser.add_argument('--out', help='output dataset directory')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing dataset at --out')
   parser.add_argument('--list-tasks', action='store_true',
                       help='print the available tasks and exit')
   return parser
+
+
+def default_workers() -> int:
+  """The CPUs this process may run on."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # Not on Linux.
+    return os.cpu_count() or 1
 
 
 def _statistics(episodes: List[Dict[str, Any]]) -> str:
@@ -88,7 +102,8 @@ def _generate(args: argparse.Namespace) -> Dict[str, Any]:
 
     return writer.write_dataset(
         args.out, args.task, args.policy, args.episodes, args.seed,
-        overwrite=args.overwrite, on_episode=on_episode)
+        overwrite=args.overwrite, on_episode=on_episode,
+        workers=args.workers)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -103,6 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     writer.check_request(args.out, args.task, args.policy, args.episodes,
                          args.overwrite)
+    if args.workers < 1:
+      raise errors.DatasetError(f'--workers must be >= 1, got {args.workers}.')
     metadata = _generate(args)
   except errors.DatasetError as e:
     print(f'error: {e}', file=sys.stderr)

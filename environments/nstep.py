@@ -60,18 +60,53 @@ def episode_transitions(observations: Dict[str, np.ndarray],
   Returns:
     A `Transition` of arrays with leading dim M = T + min(n, T) - 1.
   """
-  starts, ends = index_pairs(len(rewards), n_step)
-  lengths = ends - starts  # [M], in 1..n.
+  pad = lambda x: np.concatenate([x, np.zeros_like(x[:1])])  # [T+1, ...]
+  return dataset_transitions(
+      observations, pad(actions), pad(rewards), pad(discounts),
+      {name: pad(value) for name, value in extras.items()},
+      np.asarray([len(rewards)]), n_step, discount)
+
+
+def dataset_transitions(observations: Dict[str, np.ndarray],
+                        actions: np.ndarray, rewards: np.ndarray,
+                        discounts: np.ndarray, extras: Dict[str, np.ndarray],
+                        episode_lengths: np.ndarray, n_step: int,
+                        discount: float) -> types.Transition:
+  """The n-step transitions of many episodes at once, in episode order.
+
+  Inputs are RLDS steps of all episodes concatenated: episode e (T_e actions)
+  occupies S_e = T_e + 1 rows, s_0..s_T in `observations`; the action, reward,
+  discount and extras of its last row are ignored (RLDS leaves them undefined).
+
+  Args:
+    observations: name -> [S, ...], S = sum_e (T_e + 1).
+    actions: [S, ...]; rewards, discounts: [S]; extras: name -> [S, ...].
+    episode_lengths: [E] the T_e, each >= 1.
+    n_step: n >= 1.
+    discount: the agent's discount g.
+
+  Returns:
+    A `Transition` with leading dim sum_e (T_e + min(n, T_e) - 1), equal bit
+    for bit to `episode_transitions` applied to each episode in turn.
+  """
+  lengths = np.asarray(episode_lengths, np.int64)
+  offsets = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # [E]
+  pairs = [index_pairs(int(t), n_step) for t in lengths]
+  sizes = [len(p[0]) for p in pairs]
+  starts = np.concatenate([p[0] for p in pairs]) + np.repeat(offsets, sizes)
+  ends = np.concatenate([p[1] for p in pairs]) + np.repeat(offsets, sizes)
+  last = np.repeat(offsets + lengths - 1, sizes)  # Last action row, [M].
+  spans = ends - starts  # [M], in 1..n.
   gamma = np.float32(discount)
   rewards = rewards.astype(np.float32)
   discounts = discounts.astype(np.float32)
   n_step_return = rewards[starts].copy()  # [M]
   total_discount = discounts[starts].copy()  # [M]
   for k in range(1, n_step):
-    active = k < lengths  # [M]
+    active = k < spans  # [M]
     if not active.any():
       break
-    index = np.minimum(starts + k, len(rewards) - 1)  # Clamped where inactive.
+    index = np.minimum(starts + k, last)  # Clamped where inactive.
     # Same float32 operations, in the same order, as the adder.
     scaled = total_discount * gamma
     n_step_return = np.where(active, n_step_return + rewards[index] * scaled,

@@ -14,16 +14,24 @@ Writing is atomic: everything goes into a hidden sibling directory that is
 renamed to the destination only at the end; any exception (KeyboardInterrupt
 included) removes it, and a SIGKILL leaves only that hidden directory, which the
 reader refuses.
+
+Episodes can be written by several processes at once (`workers`): each writes
+a contiguous block of episodes as its own EnvLogger shard, and the shards are
+moved into one steps directory at the end. Every episode is seeded from the
+dataset seed and its index alone, so the data do not depend on the number of
+processes.
 """
 
 import datetime
 import importlib.metadata
 import json
 import math
+import multiprocessing
 import os
+import queue as queue_lib
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dm_env
 import envlogger
@@ -133,10 +141,142 @@ def check_request(out: str, task: str, policy: str, num_episodes: int,
   _check_destination(os.path.abspath(out), overwrite)
 
 
+def episode_seeds(seed: int, episode: int) -> Tuple[int, np.random.Generator]:
+  """(environment seed, policy rng) of one episode of a dataset.
+
+  Each episode is seeded from (seed, its index) alone, so it comes out the
+  same whichever process writes it, and in whatever order.
+  """
+  env_sequence, policy_sequence = np.random.SeedSequence([seed, episode]).spawn(2)
+  return (int(env_sequence.generate_state(1)[0]),
+          np.random.default_rng(policy_sequence))
+
+
+def _write_episodes(steps_dir: str, task: str, policy: str,
+                    episodes: Sequence[int], seed: int,
+                    logger_metadata: Dict[str, Any],
+                    on_episode: Callable[[EpisodeSummary], None]
+                    ) -> Tuple[List[EpisodeSummary], bool]:
+  """Writes `episodes` (indices into the dataset) into one EnvLogger dataset.
+
+  Returns their summaries, in order, and whether every action had a log_prob.
+  """
+  env = suite.make_environment(task, episode_seeds(seed, episodes[0])[0])
+  behaviour = policies.behaviour_policies(policy, task, env.action_spec())
+  recorder = _Recorder()
+  summaries = []
+  with envlogger.EnvLogger(env, data_directory=steps_dir,
+                           metadata=logger_metadata,
+                           step_fn=recorder.step_fn,
+                           episode_fn=recorder.episode_fn) as logged_env:
+    for episode in episodes:
+      env_seed, rng = episode_seeds(seed, episode)
+      env.task.random.seed(env_seed)  # The task draws initial states from it.
+      actor = behaviour[episode % len(behaviour)]
+      recorder.policy = actor.name
+      timestep = logged_env.reset()
+      while not timestep.last():
+        action, recorder.log_prob = actor(timestep, rng)
+        timestep = logged_env.step(action)
+      summaries.append(recorder.summary)
+      on_episode(recorder.summary)
+  return summaries, recorder.all_log_probs
+
+
+def _worker(index: int, steps_dir: str, task: str, policy: str,
+            episodes: List[int], seed: int, logger_metadata: Dict[str, Any],
+            queue: Any, parent: int) -> None:
+  """Runs in generation process `index`; reports each episode, then the end.
+
+  Stops after the episode in progress if the parent process has died (e.g.
+  SIGKILL), rather than writing on into an abandoned directory.
+  """
+
+  def report(summary: EpisodeSummary) -> None:
+    if os.getppid() != parent:
+      raise SystemExit(1)
+    queue.put(('episode', index, summary))
+
+  try:
+    result = _write_episodes(steps_dir, task, policy, episodes, seed,
+                             logger_metadata, report)
+    queue.put(('done', index, result))
+  except BaseException as e:  # pylint: disable=broad-except
+    queue.put(('error', index, f'{type(e).__name__}: {e}'))
+
+
+def _write_in_parallel(steps_dir: str, task: str, policy: str,
+                       num_episodes: int, seed: int, workers: int,
+                       logger_metadata: Dict[str, Any],
+                       on_episode: Callable[[EpisodeSummary], None]
+                       ) -> Tuple[List[EpisodeSummary], bool]:
+  """Writes contiguous blocks of episodes from `workers` processes, then
+  moves each process's EnvLogger shard into `steps_dir`, named so that
+  EnvLogger's reader (which orders shards by directory name) reads the
+  episodes in dataset order."""
+  context = multiprocessing.get_context('spawn')  # No fork after threads.
+  queue = context.Queue()
+  bounds = np.linspace(0, num_episodes, workers + 1).round().astype(int)
+  blocks = [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
+  worker_dirs = [os.path.join(steps_dir, f'.worker-{k}')
+                 for k in range(workers)]
+  processes = []
+  for directory, block in zip(worker_dirs, blocks):
+    os.mkdir(directory)
+    processes.append(context.Process(
+        target=_worker, daemon=True,
+        args=(len(processes), directory, task, policy, block, seed,
+              logger_metadata, queue, os.getpid())))
+  results = {}
+  try:
+    for process in processes:
+      process.start()
+    while len(results) < workers:
+      dead = [k for k, p in enumerate(processes)
+              if k not in results and not p.is_alive()]
+      try:
+        # A process that exited has flushed its messages: one last look.
+        kind, index, payload = queue.get(timeout=2.0 if dead else 1.0)
+      except queue_lib.Empty:
+        if dead:  # Killed (e.g. out of memory) without a word.
+          raise RuntimeError(
+              f'Generation process {dead[0]} exited with code '
+              f'{processes[dead[0]].exitcode} before finishing.') from None
+        continue
+      if kind == 'episode':
+        on_episode(payload)
+      elif kind == 'error':
+        raise RuntimeError(f'Generation process {index} failed: {payload}')
+      else:
+        results[index] = payload
+  finally:
+    for process in processes:
+      if process.pid is None:  # Never started.
+        continue
+      if process.is_alive():
+        process.terminate()
+      process.join()
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
+  shard = 0
+  for k, directory in enumerate(worker_dirs):
+    if k == 0:
+      os.rename(os.path.join(directory, layout.LOGGER_METADATA_FILE),
+                os.path.join(steps_dir, layout.LOGGER_METADATA_FILE))
+    for name in sorted(os.listdir(directory)):
+      if os.path.isdir(os.path.join(directory, name)):
+        os.rename(os.path.join(directory, name),
+                  os.path.join(steps_dir, f'{stamp}{shard:06d}'))
+        shard += 1
+    shutil.rmtree(directory)
+  summaries = [s for k in range(workers) for s in results[k][0]]
+  return summaries, all(results[k][1] for k in range(workers))
+
+
 def write_dataset(
     out: str, task: str, policy: str, num_episodes: int, seed: int,
     overwrite: bool = False,
     on_episode: Optional[Callable[[EpisodeSummary], None]] = None,
+    workers: int = 1,
 ) -> Dict[str, Any]:
   """Rolls out `policy` on `task` for `num_episodes` and writes a dataset.
 
@@ -147,7 +287,10 @@ def write_dataset(
     num_episodes: number of episodes (>= 1).
     seed: seeds the environment and the policy; equal seeds give equal data.
     overwrite: replace an existing dataset (or empty directory) at `out`.
-    on_episode: called with each episode's summary as it finishes (progress).
+    on_episode: called with each episode's summary as it finishes (progress;
+      from several processes the order is that of completion).
+    workers: processes that write episodes in parallel; the dataset is the
+      same for any number (each episode is seeded from `seed` and its index).
 
   Returns:
     The metadata written to `dataset.json`.
@@ -156,12 +299,16 @@ def write_dataset(
     UnknownTaskError, UnknownPolicyError, DatasetExistsError, DatasetError.
   """
   check_request(out, task, policy, num_episodes, overwrite)
+  if workers < 1:
+    raise errors.DatasetError(f'workers must be >= 1, got {workers}.')
+  workers = min(workers, num_episodes)
+  on_episode = on_episode or (lambda summary: None)
   out = os.path.abspath(out)
-  env_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
-  env = suite.make_environment(task, int(env_seed.generate_state(1)[0]))
+  # The spec and policy names, from an environment the writers do not use.
+  env = suite.make_environment(task, seed)
   spec = specs_io.spec_to_json(suite.environment_spec(env))
   behaviour = policies.behaviour_policies(policy, task, env.action_spec())
-  rng = np.random.default_rng(policy_seed)
+  env.close()
 
   os.makedirs(os.path.dirname(out), exist_ok=True)
   tmp = tempfile.mkdtemp(
@@ -170,25 +317,17 @@ def write_dataset(
   try:
     steps_dir = os.path.join(tmp, layout.STEPS_DIR)
     os.mkdir(steps_dir)
-    recorder = _Recorder()
-    summaries = []
     logger_metadata = {'format': layout.FORMAT,
                        'format_version': layout.FORMAT_VERSION,
                        'task': task, 'policy': policy, 'seed': seed}
-    with envlogger.EnvLogger(env, data_directory=steps_dir,
-                             metadata=logger_metadata,
-                             step_fn=recorder.step_fn,
-                             episode_fn=recorder.episode_fn) as logged_env:
-      for episode in range(num_episodes):
-        actor = behaviour[episode % len(behaviour)]
-        recorder.policy = actor.name
-        timestep = logged_env.reset()
-        while not timestep.last():
-          action, recorder.log_prob = actor(timestep, rng)
-          timestep = logged_env.step(action)
-        summaries.append(recorder.summary)
-        if on_episode is not None:
-          on_episode(recorder.summary)
+    if workers == 1:
+      summaries, all_log_probs = _write_episodes(
+          steps_dir, task, policy, range(num_episodes), seed,
+          logger_metadata, on_episode)
+    else:
+      summaries, all_log_probs = _write_in_parallel(
+          steps_dir, task, policy, num_episodes, seed, workers,
+          logger_metadata, on_episode)
 
     returns = [s['return'] for s in summaries]
     metadata = {
@@ -200,7 +339,7 @@ def write_dataset(
         'seed': seed,
         'num_episodes': num_episodes,
         'num_transitions': sum(s['length'] for s in summaries),
-        'has_log_prob': recorder.all_log_probs,
+        'has_log_prob': all_log_probs,
         'returns': _return_stats(returns),
         'episodes': summaries,
         'spec': spec,

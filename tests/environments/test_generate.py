@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from environments import dataset
@@ -44,7 +45,8 @@ def test_cli_mixed_prints_per_policy_statistics(tmp_path, capsys):
   out = str(tmp_path / 'mixed')
   with helpers.short_episodes([4] * 6, terminal=False):
     assert generate.main(['--task', 'cartpole_swingup', '--policy', 'mixed',
-                          '--episodes', '6', '--out', out]) == 0
+                          '--episodes', '6', '--out', out,
+                          '--workers', '1']) == 0
   printed = capsys.readouterr().out
   for name in ('all', 'expert', 'medium', 'random'):
     assert f'{name}:' in printed
@@ -86,11 +88,12 @@ def test_refuses_to_overwrite_unless_asked(tmp_path, capsys):
     with pytest.raises(errors.DatasetExistsError, match='--overwrite'):
       writer.write_dataset(out, 'cartpole_swingup', 'random', 2, seed=1)
     assert generate.main(['--task', 'cartpole_swingup', '--out', out,
-                          '--episodes', '2', '--seed', '1']) == 2
+                          '--episodes', '2', '--seed', '1',
+                          '--workers', '1']) == 2
     assert 'already exists' in capsys.readouterr().err
     assert dataset.load_dataset(out).metadata['seed'] == 0
     assert generate.main(['--task', 'cartpole_swingup', '--out', out,
-                          '--episodes', '2', '--seed', '1',
+                          '--episodes', '2', '--seed', '1', '--workers', '1',
                           '--overwrite']) == 0
   assert dataset.load_dataset(out).metadata['seed'] == 1
   assert _leftovers(tmp_path) == []
@@ -141,7 +144,7 @@ def test_keyboard_interrupt_in_cli_leaves_nothing(tmp_path, monkeypatch,
   _crash_after(monkeypatch, calls=7, exception=KeyboardInterrupt())
   with helpers.short_episodes([5] * 3, terminal=False):
     assert generate.main(['--task', 'cartpole_swingup', '--episodes', '3',
-                          '--out', out]) == 130
+                          '--out', out, '--workers', '1']) == 130
   assert 'interrupted' in capsys.readouterr().err
   assert os.listdir(tmp_path) == []
 
@@ -204,4 +207,50 @@ def test_sigterm_cleans_up(tmp_path):
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=30)
   assert code == 128 + signal.SIGTERM
+  assert os.listdir(tmp_path) == []
+
+
+def _content(path):
+  data = dataset.load_dataset(path)
+  metadata = dict(data.metadata)
+  metadata.pop('created_at')
+  return metadata, data.columns(use_cache=False)
+
+
+def test_parallel_generation_writes_the_same_dataset(tmp_path):
+  """Episodes are seeded by index, so 1 or 2 processes give the same data."""
+  one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+  writer.write_dataset(one, 'cartpole_swingup', 'mixed', 3, seed=5, workers=1)
+  seen = []
+  writer.write_dataset(two, 'cartpole_swingup', 'mixed', 3, seed=5, workers=2,
+                       on_episode=seen.append)
+  shards = [d for d in os.listdir(os.path.join(two, 'steps'))
+            if os.path.isdir(os.path.join(two, 'steps', d))]
+  assert len(shards) == 2  # Really written by two processes.
+  assert len(seen) == 3
+  (meta_one, columns_one), (meta_two, columns_two) = _content(one), _content(
+      two)
+  assert meta_one == meta_two
+  assert [e['policy'] for e in meta_two['episodes']] == [
+      'expert', 'medium', 'random']
+  for a, b in zip(columns_one.observation.values(),
+                  columns_two.observation.values()):
+    np.testing.assert_array_equal(a, b)
+  for field in ('action', 'reward', 'discount', 'log_prob'):
+    np.testing.assert_array_equal(getattr(columns_one, field),
+                                  getattr(columns_two, field))
+  other = str(tmp_path / 'other')
+  writer.write_dataset(other, 'cartpole_swingup', 'mixed', 3, seed=6)
+  assert _content(other)[0]['episodes'] != meta_one['episodes']
+  assert _leftovers(tmp_path) == []
+
+
+def test_bad_worker_count_is_an_input_error(tmp_path, capsys):
+  out = str(tmp_path / 'x')
+  assert generate.main(['--task', 'cartpole_swingup', '--out', out,
+                        '--workers', '0']) == 2
+  assert '--workers must be >= 1' in capsys.readouterr().err
+  with pytest.raises(errors.DatasetError, match='workers'):
+    writer.write_dataset(out, 'cartpole_swingup', 'random', 1, seed=0,
+                         workers=0)
   assert os.listdir(tmp_path) == []
