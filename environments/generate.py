@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('--episodes', type=int, default=50,
                       help='number of episodes (default: 50)')
   parser.add_argument('--seed', type=int, default=0, help='random seed')
-  parser.add_argument('--workers', type=int, default=default_workers(),
+  parser.add_argument('--workers', type=int, default=writer.default_workers(),
                       help='processes writing episodes in parallel (default: '
                            'the number of CPUs, %(default)s here); the dataset '
                            'is the same for any number')
@@ -59,14 +59,6 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('--list-tasks', action='store_true',
                       help='print the available tasks and exit')
   return parser
-
-
-def default_workers() -> int:
-  """The CPUs this process may run on."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # Not on Linux.
-    return os.cpu_count() or 1
 
 
 def _statistics(episodes: List[Dict[str, Any]]) -> str:

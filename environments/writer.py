@@ -26,11 +26,13 @@ import datetime
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
 import queue as queue_lib
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dm_env
@@ -45,6 +47,9 @@ from environments import suite
 
 # {'policy': str, 'return': float, 'length': int}
 EpisodeSummary = Dict[str, Any]
+# Marks a generation process's report lines on its standard output.
+_MESSAGE = 'pac-writer: '
+
 
 
 class _Recorder:
@@ -141,6 +146,14 @@ def check_request(out: str, task: str, policy: str, num_episodes: int,
   _check_destination(os.path.abspath(out), overwrite)
 
 
+def default_workers() -> int:
+  """The CPUs this process may run on: the default number of writers."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # Not on Linux.
+    return os.cpu_count() or 1
+
+
 def episode_seeds(seed: int, episode: int) -> Tuple[int, np.random.Generator]:
   """(environment seed, policy rng) of one episode of a dataset.
 
@@ -183,26 +196,58 @@ def _write_episodes(steps_dir: str, task: str, policy: str,
   return summaries, recorder.all_log_probs
 
 
-def _worker(index: int, steps_dir: str, task: str, policy: str,
-            episodes: List[int], seed: int, logger_metadata: Dict[str, Any],
-            queue: Any, parent: int) -> None:
-  """Runs in generation process `index`; reports each episode, then the end.
+def _worker_main(argv: List[str]) -> int:
+  """`python -m environments.writer <json>`: one generation process.
 
-  Stops after the episode in progress if the parent process has died (e.g.
-  SIGKILL), rather than writing on into an abandoned directory.
+  Writes the episodes it is given into its own EnvLogger directory and prints
+  one JSON line per finished episode, then one with its result. Stops after
+  the episode in progress if its parent has died (e.g. SIGKILL), rather than
+  writing on into an abandoned directory.
   """
+  job = json.loads(argv[1])
+  parent = job['parent']
 
   def report(summary: EpisodeSummary) -> None:
     if os.getppid() != parent:
       raise SystemExit(1)
-    queue.put(('episode', index, summary))
+    print(_MESSAGE + json.dumps({'episode': summary}), flush=True)
 
-  try:
-    result = _write_episodes(steps_dir, task, policy, episodes, seed,
-                             logger_metadata, report)
-    queue.put(('done', index, result))
-  except BaseException as e:  # pylint: disable=broad-except
-    queue.put(('error', index, f'{type(e).__name__}: {e}'))
+  summaries, all_log_probs = _write_episodes(
+      job['steps_dir'], job['task'], job['policy'],
+      range(job['start'], job['stop']), job['seed'], job['logger_metadata'],
+      report)
+  print(_MESSAGE + json.dumps({'done': [summaries, all_log_probs]}),
+        flush=True)
+  return 0
+
+
+def _start_worker(job: Dict[str, Any], messages: queue_lib.Queue,
+                  index: int) -> subprocess.Popen:
+  """Starts a generation process and a thread that forwards its lines.
+
+  A fresh interpreter running only this module: it imports dm_control and
+  EnvLogger, not whatever the parent program imported (multiprocessing's
+  spawn would re-import the parent's main module, e.g. all of JAX and TF).
+  """
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [root] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+                if p]))
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'environments.writer', json.dumps(job)],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+  def forward():
+    try:
+      for line in process.stdout:
+        if line.startswith(_MESSAGE):  # Skips anything a library printed.
+          messages.put((index, json.loads(line[len(_MESSAGE):])))
+    finally:
+      messages.put((index, {'exit': process.wait(),
+                            'stderr': process.stderr.read()}))
+
+  threading.Thread(target=forward, daemon=True).start()
+  return process
 
 
 def _write_in_parallel(steps_dir: str, task: str, policy: str,
@@ -210,52 +255,42 @@ def _write_in_parallel(steps_dir: str, task: str, policy: str,
                        logger_metadata: Dict[str, Any],
                        on_episode: Callable[[EpisodeSummary], None]
                        ) -> Tuple[List[EpisodeSummary], bool]:
-  """Writes contiguous blocks of episodes from `workers` processes, then
-  moves each process's EnvLogger shard into `steps_dir`, named so that
-  EnvLogger's reader (which orders shards by directory name) reads the
-  episodes in dataset order."""
-  context = multiprocessing.get_context('spawn')  # No fork after threads.
-  queue = context.Queue()
+  """Writes contiguous blocks of episodes from `workers` processes.
+
+  Each process writes its own EnvLogger shard; the shards are then moved
+  into `steps_dir`, named so that EnvLogger's reader (which orders shards by
+  directory name) reads the episodes in dataset order.
+  """
   bounds = np.linspace(0, num_episodes, workers + 1).round().astype(int)
-  blocks = [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
   worker_dirs = [os.path.join(steps_dir, f'.worker-{k}')
                  for k in range(workers)]
+  messages: queue_lib.Queue = queue_lib.Queue()
   processes = []
-  for directory, block in zip(worker_dirs, blocks):
-    os.mkdir(directory)
-    processes.append(context.Process(
-        target=_worker, daemon=True,
-        args=(len(processes), directory, task, policy, block, seed,
-              logger_metadata, queue, os.getpid())))
   results = {}
   try:
-    for process in processes:
-      process.start()
+    for k, directory in enumerate(worker_dirs):
+      os.mkdir(directory)
+      job = {'steps_dir': directory, 'task': task, 'policy': policy,
+             'start': int(bounds[k]), 'stop': int(bounds[k + 1]),
+             'seed': seed, 'logger_metadata': logger_metadata,
+             'parent': os.getpid()}
+      processes.append(_start_worker(job, messages, k))
     while len(results) < workers:
-      dead = [k for k, p in enumerate(processes)
-              if k not in results and not p.is_alive()]
-      try:
-        # A process that exited has flushed its messages: one last look.
-        kind, index, payload = queue.get(timeout=2.0 if dead else 1.0)
-      except queue_lib.Empty:
-        if dead:  # Killed (e.g. out of memory) without a word.
-          raise RuntimeError(
-              f'Generation process {dead[0]} exited with code '
-              f'{processes[dead[0]].exitcode} before finishing.') from None
-        continue
-      if kind == 'episode':
-        on_episode(payload)
-      elif kind == 'error':
-        raise RuntimeError(f'Generation process {index} failed: {payload}')
-      else:
-        results[index] = payload
+      index, message = messages.get()
+      if 'episode' in message:
+        on_episode(message['episode'])
+      elif 'done' in message:
+        results[index] = message['done']
+      elif index not in results:  # Exited without a result.
+        last = message['stderr'].strip().splitlines()[-1:] or ['no output']
+        raise RuntimeError(
+            f'Generation process {index} exited with code {message["exit"]}: '
+            f'{last[0]}')
   finally:
     for process in processes:
-      if process.pid is None:  # Never started.
-        continue
-      if process.is_alive():
+      if process.poll() is None:
         process.terminate()
-      process.join()
+      process.wait()
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
   shard = 0
   for k, directory in enumerate(worker_dirs):
@@ -355,3 +390,7 @@ def write_dataset(
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return metadata
+
+
+if __name__ == '__main__':
+  sys.exit(_worker_main(sys.argv))

@@ -45,6 +45,10 @@ class RunConfig:
     restore_from: optional run directory of an earlier (e.g. offline) run whose
       learner checkpoint initialises this one (finetune from an offline model).
     seed: seeds environments, actors and the learner.
+    learner_cpu_threads: XLA compute threads of the learner process when it
+      runs on the CPU (local_mp). 1 is fastest for small models on a few
+      cores (ops this small lose more to thread hand-offs than they gain);
+      raise it for large models on many cores.
   """
   mode: str
   task: str
@@ -62,6 +66,7 @@ class RunConfig:
   steps_per_round: int = 500
   restore_from: Optional[str] = None
   seed: int = 0
+  learner_cpu_threads: int = 1
 
   def __post_init__(self):
     _require(self.mode in MODES, 'mode', self.mode,
@@ -72,6 +77,9 @@ class RunConfig:
       value = getattr(self, name)
       _require(isinstance(value, int) and value >= 1, name, value,
                'an integer >= 1')
+    _require(isinstance(self.learner_cpu_threads, int) and
+             self.learner_cpu_threads >= 1, 'learner_cpu_threads',
+             self.learner_cpu_threads, 'an integer >= 1')
     _require(isinstance(self.num_actors, int) and self.num_actors >= 0,
              'num_actors', self.num_actors, 'an integer >= 0')
     _require(self.checkpoint_every_s > 0, 'checkpoint_every_s',

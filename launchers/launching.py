@@ -43,15 +43,15 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   print(f'[run] {config.mode} on {config.task}: nodes log to {log_dir}',
         flush=True)
   # Workers other than the learner get one compute thread each, so that on a
-  # small machine the learner keeps the cores.
-  single_thread = local_multi_processing.PythonProcess(env={
-      'XLA_FLAGS': '--xla_cpu_multi_thread_eigen=false '
-                   'intra_op_parallelism_threads=1',
-      'OMP_NUM_THREADS': '1'})
-  resources = {group: single_thread
+  # small machine the learner keeps the cores; the learner gets
+  # `learner_cpu_threads`.
+  resources = {group: local_multi_processing.PythonProcess(
+      env=_cpu_threads(1))
                for group in ('actor', 'evaluator', 'dataset_loader',
                              'controller', 'counter')
                if group in program.groups}
+  resources['learner'] = local_multi_processing.PythonProcess(
+      env=_cpu_threads(config.learner_cpu_threads))
   manager = lp.launch(program, launch_type='local_mp',
                       terminal='output_to_files', local_resources=resources)
   done = threading.Event()
@@ -63,6 +63,13 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   finally:
     done.set()
     follower.join()
+
+
+def _cpu_threads(count: int) -> dict:
+  """Environment that gives a worker's XLA (and OpenMP) `count` threads."""
+  return {'XLA_FLAGS': f'--xla_cpu_multi_thread_eigen={str(count > 1).lower()}'
+                       f' intra_op_parallelism_threads={count}',
+          'OMP_NUM_THREADS': str(count)}
 
 
 def _set_launchpad_log_dir(path: str) -> None:

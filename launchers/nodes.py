@@ -47,43 +47,55 @@ def _stopping() -> bool:
 
 
 class DatasetLoader:
-  """Streams an RLDS dataset into the `offline` table, then exits.
+  """Fills the `offline` table from an RLDS dataset, then exits.
 
-  Transitions are written with one Reverb trajectory writer, one item per
-  transition, in the learner's n-step convention. A progress bar goes to the
-  node's output and the final count to the run's status file.
+  The dataset's steps come from its decoded cache (`environments/cache.py`),
+  decoded from the EnvLogger files only on first use; the n-step transitions
+  are built in memory and inserted shuffled, in blocks of
+  `agent.offline_block_size` transitions per Reverb item (`replay.py`). A
+  progress bar goes to the node's output, and one line with the count, the
+  rate and whether the cache was used to the run's status file.
   """
 
   def __init__(self, run_config: config_lib.RunConfig,
-               replay_client: reverb.Client, batch_size: int = 256):
+               replay_client: reverb.Client):
     self._config = run_config
     self._client = replay_client
-    self._batch_size = batch_size
 
   def run(self):
     # Imported in the node: dataset reading needs only this worker.
     import environments  # pylint: disable=g-import-not-at-top
-    dataset = environments.load_dataset(self._config.dataset)
     agent = self._config.agent
-    total = dataset.num_nstep_transitions(agent.n_step)
     start = time.time()
-    inserted = 0
-    with self._client.trajectory_writer(num_keep_alive_refs=1) as writer, \
-        tqdm.tqdm(total=total, desc='load offline', unit='tr',
-                  mininterval=2.0) as bar:
-      for batch in dataset.iter_transitions(
-          batch_size=self._batch_size, n_step=agent.n_step,
-          discount=agent.discount):
-        # The tables store no extras.
-        replay.insert_transitions(writer, replay.OFFLINE_TABLE,
-                                  batch._replace(extras=()))
-        inserted += len(batch.reward)
-        bar.update(len(batch.reward))
+    dataset = environments.load_dataset(self._config.dataset)
+    transitions = dataset.transitions(agent.n_step, agent.discount)
+    ready = time.time()
+    total = len(transitions.reward)
+    packer = replay.TransitionPacker.for_spec(dataset.spec)
+    with tqdm.tqdm(total=total, desc='load offline', unit='tr',
+                   mininterval=2.0) as bar:
+
+      def progress(done: int):
+        bar.update(done - bar.n)
         if _stopping():
-          return
-    rate = inserted / max(time.time() - start, 1e-9)
-    _status(self._config, f'[data] loaded {inserted} transitions into '
-            f'"{replay.OFFLINE_TABLE}" ({rate:,.0f}/s)')
+          raise _Stopped()
+
+      try:
+        replay.insert_offline(self._client, transitions, packer,
+                              agent.offline_block_size,
+                              np.random.default_rng(self._config.seed),
+                              on_progress=progress)
+      except _Stopped:
+        return
+    end = time.time()
+    _status(self._config, f'[data] loaded {total} transitions into '
+            f'"{replay.OFFLINE_TABLE}" in {end - start:.1f}s '
+            f'({total / max(end - start, 1e-9):,.0f}/s; dataset cache: '
+            f'{dataset.cache_status}, {ready - start:.1f}s to read)')
+
+
+class _Stopped(Exception):
+  """The program stopped while the loader was inserting."""
 
 
 class CounterNode:
@@ -179,18 +191,20 @@ class LearnerNode(core.VariableSource):
   def _wait_for_offline_data(self):
     if not self._num_offline:
       return
+    blocks = replay.num_blocks(self._num_offline,
+                               self._config.agent.offline_block_size)
     while not _stopping():
       size = self._client.server_info()[replay.OFFLINE_TABLE].current_size
-      if size >= self._num_offline:
+      if size >= blocks:
         return
-      time.sleep(0.5)
+      time.sleep(0.2)
 
   def run(self):
     self._wait_for_offline_data()
     saved_final = False
     while not _stopping():
       if self._learner.num_steps < self._budget:
-        self._learner.step()
+        self._learner.step(max_steps=self._budget - self._learner.num_steps)
         self._save()
       else:
         if self.done() and not saved_final:
@@ -198,6 +212,34 @@ class LearnerNode(core.VariableSource):
           saved_final = True
         lp.wait_for_stop(0.2)
     self._save(force=True)
+
+
+class _TrackedSource(core.VariableSource):
+  """A variable source that knows whether a fetch is in flight.
+
+  Acme's variable client fetches in a background thread; a fetch still in
+  flight when the program stops would wait forever on the stopped learner.
+  The actor waits for it to come back before it reports itself stopped.
+  """
+
+  def __init__(self, source: core.VariableSource):
+    self._source = source
+    self._in_flight = 0
+    self._idle = threading.Condition()
+
+  def get_variables(self, names: List[str]):
+    with self._idle:
+      self._in_flight += 1
+    try:
+      return self._source.get_variables(names)
+    finally:
+      with self._idle:
+        self._in_flight -= 1
+        self._idle.notify_all()
+
+  def wait_idle(self, timeout: float) -> bool:
+    with self._idle:
+      return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
 class _StopActing(Exception):
@@ -241,9 +283,10 @@ class ActorNode:
     builder = make_builder(run_config, None)
     networks = networks_lib.make_networks(spec, run_config.agent)
     random_key = jax.random.PRNGKey(run_config.seed + 1000 * (actor_id + 1))
+    self._source = _TrackedSource(variable_source)
     actor = builder.make_actor(random_key, builder.make_policy(networks),
                                builder.make_adder(replay_client),
-                               variable_source)
+                               self._source)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
                                     steps_key='actor_steps', time_delta=0)
     self._loop = environment_loop.EnvironmentLoop(
@@ -258,9 +301,10 @@ class ActorNode:
     return [float(result['episode_return']) for result in results]
 
   def stop(self) -> bool:
-    """Ends the current episode and `run`; returns once `run` has returned."""
+    """Ends the current episode and `run`; returns once `run` has returned
+    and no parameter fetch is in flight."""
     self._stop.set()
-    return self._stopped.wait(timeout=120)
+    return self._stopped.wait(timeout=120) and self._source.wait_idle(120)
 
   def run(self):
     try:
@@ -292,8 +336,11 @@ class Evaluator:
         jax.random.PRNGKey(run_config.seed + 7),
         builder.make_policy(networks, evaluation=True),
         None, variable_source)
+    # One parameter snapshot per evaluation (fetched in `evaluate`), so no
+    # fetch runs during episodes.
     self._loop = environment_loop.EnvironmentLoop(
-        self._environment, self._actor, logger=_NullLogger())
+        self._environment, self._actor, logger=_NullLogger(),
+        should_update=False)
 
   def evaluate(self, num_episodes: int) -> Dict[str, float]:
     self._actor.update(wait=True)

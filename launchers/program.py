@@ -1,6 +1,6 @@
 """`make_program`: the one function that turns a `RunConfig` into a Launchpad program.
 
-Topology (DESIGN.md §3):
+Topology:
 
     replay (Reverb: offline + online tables)
     counter ───────────────────────────────┐

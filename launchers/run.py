@@ -53,6 +53,21 @@ _RESTORE_FROM = flags.DEFINE_string(
 _CHECKPOINT_EVERY = flags.DEFINE_float('checkpoint_every_s', 60.,
                                        'Seconds between checkpoints.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+_STEPS_PER_CALL = flags.DEFINE_integer(
+    'learner_steps_per_call', 8,
+    'SGD steps per jitted learner call (1 = one step, one host sync each).')
+_PREFETCH = flags.DEFINE_integer(
+    'prefetch_batches', 2,
+    'Learner calls\' worth of batches prepared ahead by a background thread '
+    '(0 = none).')
+_BLOCK_SIZE = flags.DEFINE_integer(
+    'offline_block_size', 8,
+    'Dataset transitions per offline Reverb item (1 = one per item).')
+_COMPUTE_DTYPE = flags.DEFINE_enum(
+    'compute_dtype', 'float32', pac_config.COMPUTE_DTYPES,
+    'Network compute precision (bfloat16 pays off on accelerators).')
+_LEARNER_THREADS = flags.DEFINE_integer(
+    'learner_cpu_threads', 1, 'XLA threads of a CPU learner (local_mp).')
 _LAUNCH_TYPE = flags.DEFINE_string(
     'lp_launch_type', 'local_mp',
     'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ...')
@@ -77,6 +92,10 @@ def agent_config_from_flags() -> pac_config.PACConfig:
     overrides['online_fraction'] = 1.0
   return pac_config.PACConfig(
       preset=_PRESET.value, seed=_SEED.value,
+      learner_steps_per_call=_STEPS_PER_CALL.value,
+      prefetch_batches=_PREFETCH.value,
+      offline_block_size=_BLOCK_SIZE.value,
+      compute_dtype=_COMPUTE_DTYPE.value,
       **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -89,7 +108,8 @@ def run_config_from_flags() -> config_lib.RunConfig:
       checkpoint_every_s=_CHECKPOINT_EVERY.value, rounds=_ROUNDS.value,
       episodes_per_round=_EPISODES_PER_ROUND.value,
       steps_per_round=_STEPS_PER_ROUND.value,
-      restore_from=_RESTORE_FROM.value, seed=_SEED.value)
+      restore_from=_RESTORE_FROM.value, seed=_SEED.value,
+      learner_cpu_threads=_LEARNER_THREADS.value)
 
 
 def main(argv):

@@ -3,7 +3,7 @@
 Each policy is a batched feed-forward function `(params, key, observation) ->
 action` that Acme's `batched_feed_forward_to_actor_core` turns into an actor.
 All three run the encoder once per observation; Q-filtering then scores its K
-candidate actions against those latents in one critic call (DESIGN.md §2), so it
+candidate actions against those latents in one critic call, so it
 costs one encoder pass plus one batched decoder pass, not K forward passes.
 """
 

@@ -48,9 +48,9 @@ class PACBuilder(builders.ActorLearnerBuilder):
     config: the agent's configuration.
     logger_factory: label -> Logger for the learner (the launcher passes one that
       writes CSV and TensorBoard into the run directory); None prints only.
-    offline_table_size: capacity of the `offline` table; defaults to
-      `config.max_replay_size`. The Launchpad program sets it to the dataset's
-      transition count so that nothing is ever evicted.
+    offline_table_size: capacity of the `offline` table in transitions;
+      defaults to `config.max_replay_size`. The Launchpad program sets it to
+      the dataset's transition count so that nothing is ever evicted.
     rate_limit_online: hold the learner to `config.samples_per_insert` on the
       online table. Self-improvement turns it off: it collects whole rounds of
       episodes before training, which a ratio limiter would block.
@@ -71,8 +71,9 @@ class PACBuilder(builders.ActorLearnerBuilder):
     return [
         replay.make_offline_table(
             environment_spec,
-            max_size=self._offline_table_size,
-            min_size=config.min_replay_size),
+            max_transitions=self._offline_table_size,
+            min_transitions=config.min_replay_size,
+            block_size=config.offline_block_size),
         replay.make_online_table(
             environment_spec,
             max_size=config.max_replay_size,
@@ -87,7 +88,8 @@ class PACBuilder(builders.ActorLearnerBuilder):
     return replay.MixedReplayIterator(
         server_address=replay_client.server_address,
         batch_size=self._config.batch_size,
-        online_fraction_at=self._config.online_fraction_at)
+        online_fraction_at=self._config.online_fraction_at,
+        block_size=self._config.offline_block_size)
 
   def make_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
     return replay.make_online_adder(replay_client, n_step=self._config.n_step,

@@ -141,6 +141,9 @@ NOMINAL_PARAMS: Dict[str, float] = {
 # num_q_filter_samples actions and keep the one with the highest Q.
 POLICY_MODES = ('sample', 'mode', 'q_filter')
 
+# Network compute precision; parameters and losses stay float32 either way.
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
 Step = Union[int, jnp.ndarray]
 
 
@@ -162,7 +165,7 @@ class PACConfig:
   """Settings of the PAC agent; see README.md for each default and its reason.
 
   The loss is (1-alpha) * L_rl + alpha * L_bc + beta * L_q
-  (+ kl_to_target_weight * KL(pi_target || pi)), DESIGN.md section 1.
+  (+ kl_to_target_weight * KL(pi_target || pi)); see losses.py.
   """
   # Network.
   preset: str = 'test'
@@ -199,6 +202,11 @@ class PACConfig:
   min_replay_size: int = 1_000
   samples_per_insert: float = 256.0
   samples_per_insert_tolerance_rate: float = 0.1
+  offline_block_size: int = 8
+  # Learner throughput.
+  learner_steps_per_call: int = 1
+  prefetch_batches: int = 0
+  compute_dtype: str = 'float32'
   # Acting.
   actor_policy: str = 'sample'
   eval_policy: str = 'mode'
@@ -264,6 +272,12 @@ class PACConfig:
     _check_float(self.samples_per_insert_tolerance_rate,
                  'samples_per_insert_tolerance_rate', 0.0, math.inf,
                  low_open=True, high_open=True)
+    _check_int(self.offline_block_size, 'offline_block_size', 1)
+    # Learner throughput.
+    _check_int(self.learner_steps_per_call, 'learner_steps_per_call', 1)
+    _check_int(self.prefetch_batches, 'prefetch_batches', 0)
+    _check(self.compute_dtype in COMPUTE_DTYPES, 'compute_dtype',
+           self.compute_dtype, f'must be one of {list(COMPUTE_DTYPES)}')
     # Acting.
     for field in ('actor_policy', 'eval_policy'):
       _check(getattr(self, field) in POLICY_MODES, field, getattr(self, field),
@@ -309,4 +323,4 @@ class PACConfig:
 
 
 __all__ = ['ConfigError', 'NetworkConfig', 'PACConfig', 'PRESETS',
-           'NOMINAL_PARAMS', 'POLICY_MODES']
+           'NOMINAL_PARAMS', 'POLICY_MODES', 'COMPUTE_DTYPES']

@@ -1,17 +1,25 @@
-"""PAC learner: one jitted SGD step on the combined BC/RL/critic loss.
+"""PAC learner: jitted SGD steps on the combined BC/RL/critic loss.
 
 The learner owns a `TrainingState` (online and target parameters, optimiser state,
-step count and RNG), advances it with a single jitted `sgd_step`, and serves the
-online parameters to actors and evaluators as an Acme `VariableSource`. Its
-`save`/`restore` make Acme's checkpointers (and ours) resume it exactly.
+step count and RNG), advances it with `sgd_step` (one update, a pure function)
+run K times per jitted call by `multi_step`, and serves the online parameters
+to actors and evaluators as an Acme `VariableSource`. Its `save`/`restore` make
+Acme's checkpointers (and ours) resume it exactly.
+
+On small models the time of a learner step is mostly per-call overhead
+(dispatch, host syncs, Python around the step), so K steps per call, batches
+prefetched onto the device by a background thread, and one host sync per call
+(metrics and the NaN flags) are what make it fast; see the agent README.
 """
 
+import threading
 import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import acme
 from acme import types as acme_types
 from acme.jax import networks as networks_lib
+from acme.jax import utils as acme_jax_utils
 from acme.utils import counting
 from acme.utils import loggers
 import jax
@@ -45,7 +53,7 @@ Metrics = Dict[str, jnp.ndarray]
 def make_optimizer(config: config_lib.PACConfig) -> optax.GradientTransformation:
   """Global-norm clipping then AdamW (decoupled weight decay), one for all terms.
 
-  One optimiser over the shared parameters is what DESIGN.md §1 prescribes: the
+  One optimiser over the shared parameters, as in the paper: the
   policy, critic and encoder are one network trained on one summed loss.
   """
   return optax.chain(
@@ -125,6 +133,48 @@ def make_sgd_step(networks: networks_module.PACNetworks,
   return sgd_step
 
 
+def make_multi_step(networks: networks_module.PACNetworks,
+                    config: config_lib.PACConfig,
+                    optimizer: optax.GradientTransformation):
+  """Returns `(state, batches, num_active) -> (state, metrics)`: K SGD steps.
+
+  `batches` stacks K batches ([K, B, ...] leaves); the K updates run inside
+  one `lax.scan`, so a call costs one dispatch and one host sync instead of K.
+  Only the first `num_active` steps update the state (a learner's last call
+  before a step budget may need fewer than K). The NaN guard of `sgd_step`
+  holds per step, and after the first non-finite batch or update the
+  remaining steps of the call change nothing either: the state returned is
+  the state just after the last good step, as if the learner had stopped
+  there. `metrics` are per step, [K] leaves; 'learner/applied' marks the
+  steps that updated the state.
+  """
+  sgd_step = make_sgd_step(networks, config, optimizer)
+
+  def multi_step(state: TrainingState, batches: acme_types.Transition,
+                 num_active: jnp.ndarray) -> Tuple[TrainingState, Metrics]:
+
+    def body(carry, inputs):
+      state, halted = carry
+      index, batch = inputs
+      new_state, metrics = sgd_step(state, batch)
+      run = jnp.logical_and(index < num_active, jnp.logical_not(halted))
+      state = jax.lax.cond(run, lambda: new_state, lambda: state)
+      failed = jnp.logical_or(metrics['data/nonfinite_batch'],
+                              metrics['opt/nonfinite_update'])
+      metrics['learner/applied'] = jnp.logical_and(run, jnp.logical_not(
+          failed))
+      metrics['learner/failed'] = jnp.logical_and(run, failed)
+      return (state, jnp.logical_or(halted, jnp.logical_and(run, failed))), (
+          metrics)
+
+    steps = jax.tree.leaves(batches)[0].shape[0]
+    (state, _), metrics = jax.lax.scan(
+        body, (state, jnp.asarray(False)), (jnp.arange(steps), batches))
+    return state, metrics
+
+  return multi_step
+
+
 def init_training_state(networks: networks_module.PACNetworks,
                         optimizer: optax.GradientTransformation,
                         key: networks_lib.PRNGKey) -> TrainingState:
@@ -132,7 +182,8 @@ def init_training_state(networks: networks_module.PACNetworks,
   params = networks.init(init_key)
   return TrainingState(
       params=params,
-      target_params=params,
+      # A copy, not the same buffers: the learner donates the whole state.
+      target_params=jax.tree.map(jnp.copy, params),
       opt_state=optimizer.init(params),
       steps=jnp.zeros((), jnp.int32),
       key=state_key)
@@ -149,8 +200,16 @@ class PACLearner(acme.Learner):
   """Acme learner (and `VariableSource`) for PAC.
 
   Variables served: `'policy'` and `'params'` both name the online parameters,
-  which carry the policy and the critic (one network, DESIGN.md §2); actors use the
-  critic too for Q-filtered acting.
+  which carry the policy and the critic (one network); actors use the critic
+  too for Q-filtered acting.
+
+  Each `step()` runs `config.learner_steps_per_call` SGD steps in one jitted
+  call (`make_multi_step`) on that many batches from `iterator` (one batch per
+  SGD step, Acme's convention), stacked and put on the device by a background
+  thread `config.prefetch_batches` calls ahead. The training state is donated
+  to the call (updated in place), and the host reads metrics and the NaN flags
+  once per call. With 1 step per call and no prefetch it behaves exactly like
+  a one-step-per-call learner.
   """
 
   def __init__(self,
@@ -168,10 +227,25 @@ class PACLearner(acme.Learner):
     self._logger = logger or loggers.make_default_logger(
         'learner', save_data=False, asynchronous=True)
     self._optimizer = make_optimizer(config)
-    self._sgd_step = jax.jit(make_sgd_step(networks, config, self._optimizer))
+    self._steps_per_call = config.learner_steps_per_call
+    self._multi_step = jax.jit(
+        make_multi_step(networks, config, self._optimizer), donate_argnums=0)
     self._state = init_training_state(networks, self._optimizer, random_key)
     self._num_steps = 0
     self._timestamp: Optional[float] = None
+    self._batches: Optional[Iterator[acme_types.Transition]] = None
+    # Held while the state is replaced or read: a donated state is gone.
+    self._lock = threading.Lock()
+    self._publish()
+
+  def _publish(self):
+    """Keeps a copy of the parameters that no call donates, for serving.
+
+    Actors and evaluators fetch parameters from other threads at any time;
+    the copy is taken once per call, after its results are in, so a fetch
+    never waits for a call in progress (or finds its buffers donated).
+    """
+    self._served_params = jax.tree.map(jnp.copy, self._state.params)
 
   @property
   def state(self) -> TrainingState:
@@ -182,43 +256,83 @@ class PACLearner(acme.Learner):
     """SGD steps taken, on the host (no device sync to read it)."""
     return self._num_steps
 
-  def step(self):
-    batch = _as_transitions(next(self._iterator))
-    self._state, metrics = self._sgd_step(self._state, batch)
-    metrics = _to_numpy_scalars(metrics)
-    if metrics['data/nonfinite_batch']:
-      raise NonFiniteError(
-          'A training batch contains NaN or Inf values; the update was skipped '
-          'and training stopped. Check the dataset (e.g. regenerate it) or the '
-          'environment producing online data.')
-    if metrics['opt/nonfinite_update']:
-      raise NonFiniteError(
-          f'The loss or parameters became non-finite at step '
-          f'{int(self._state.steps)} (loss/total={metrics["loss/total"]}). '
-          'Lower `learning_rate`, lower `max_grad_norm`, or widen '
-          '[v_min, v_max] if returns exceed the critic range.')
+  @property
+  def steps_per_call(self) -> int:
+    return self._steps_per_call
+
+  def _stacked_batches(self) -> Iterator[acme_types.Transition]:
+    """K batches from the iterator as one [K, B, ...] batch."""
+    while True:
+      batches = [_as_transitions(next(self._iterator))
+                 for _ in range(self._steps_per_call)]
+      yield jax.tree.map(lambda *xs: np.stack(xs), *batches)
+
+  def _next_batches(self) -> Any:
+    if self._batches is None:  # Started lazily: after any restore.
+      self._batches = self._stacked_batches()
+      if self._config.prefetch_batches:
+        self._batches = acme_jax_utils.prefetch(
+            self._batches, buffer_size=self._config.prefetch_batches + 1,
+            device=jax.devices()[0])
+    return next(self._batches)
+
+  def step(self, max_steps: Optional[int] = None):
+    """Runs `steps_per_call` SGD steps, or `max_steps` if that is fewer."""
+    active = self._steps_per_call
+    if max_steps is not None:
+      active = max(0, min(active, max_steps))
+    batches = self._next_batches()
+    if not active:
+      return
+    with self._lock:
+      self._state, metrics = self._multi_step(self._state, batches,
+                                              np.int32(active))
+    metrics = jax.device_get(metrics)  # The one host sync of the call.
+    applied = int(metrics['learner/applied'].sum())
     now = time.time()
     elapsed = 0. if self._timestamp is None else now - self._timestamp
     self._timestamp = now
     # The shared counter first: whoever sees `num_steps` reach N can rely on
     # the counter having counted N steps too.
-    counts = self._counter.increment(steps=1, walltime=elapsed)
-    self._num_steps += 1
-    self._logger.write({**metrics, **counts})
+    counts = self._counter.increment(steps=applied, walltime=elapsed)
+    self._num_steps += applied
+    self._publish()
+    failed = np.flatnonzero(metrics['learner/failed'])
+    if failed.size:
+      self._raise_non_finite(metrics, int(failed[0]))
+    last = {k: _scalar(v[active - 1]) for k, v in metrics.items()
+            if not k.startswith('learner/')}
+    self._logger.write({**last, **counts})
+
+  def _raise_non_finite(self, metrics: Dict[str, np.ndarray], index: int):
+    if metrics['data/nonfinite_batch'][index]:
+      raise NonFiniteError(
+          f'A training batch (for step {self._num_steps + 1}) contains NaN or '
+          'Inf values; the update was skipped and training stopped. Check the '
+          'dataset (e.g. regenerate it) or the environment producing online '
+          'data.')
+    raise NonFiniteError(
+        f'The loss or parameters became non-finite at step '
+        f'{self._num_steps + 1} (loss/total={metrics["loss/total"][index]}); '
+        'the update was skipped. Lower `learning_rate`, lower '
+        '`max_grad_norm`, or widen [v_min, v_max] if returns exceed the '
+        'critic range.')
 
   def get_variables(self, names: List[str]) -> List[networks_lib.Params]:
-    variables = {'policy': self._state.params, 'params': self._state.params}
+    params = jax.device_get(self._served_params)
+    variables = {'policy': params, 'params': params}
     return [variables[name] for name in names]
 
   def save(self) -> TrainingState:
-    return jax.device_get(self._state)
+    with self._lock:
+      return jax.device_get(self._state)
 
   def restore(self, state: TrainingState):
-    self._state = jax.tree.map(jnp.asarray, TrainingState(*state))
+    with self._lock:
+      self._state = jax.tree.map(jnp.asarray, TrainingState(*state))
+      self._publish()
     self._num_steps = int(self._state.steps)
 
 
-def _to_numpy_scalars(metrics: Dict[str, Any]) -> Dict[str, Any]:
-  """One device-to-host transfer for all metrics, then Python scalars."""
-  return {k: np.asarray(v).item() if np.ndim(v) == 0 else np.asarray(v)
-          for k, v in jax.device_get(metrics).items()}
+def _scalar(value: np.ndarray) -> Any:
+  return value.item() if np.ndim(value) == 0 else value

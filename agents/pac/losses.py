@@ -1,4 +1,4 @@
-"""PAC loss (DESIGN.md section 1): pure functions returning (loss, metrics).
+"""PAC loss (arXiv 2402.05546): pure functions returning (loss, metrics).
 
     L(theta) = (1 - alpha) * L_rl + alpha * L_bc + beta * L_q
                (+ kl_to_target_weight * KL(pi_theta' || pi_theta))

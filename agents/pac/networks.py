@@ -1,4 +1,4 @@
-"""Perceiver-IO actor-critic network of PAC (DESIGN.md section 2).
+"""Perceiver-IO actor-critic network of PAC (arXiv 2402.05546).
 
 One network serves policy and critic:
 
@@ -36,6 +36,7 @@ from acme.jax import utils as acme_utils
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import jmp
 import numpy as np
 
 from agents.pac import config as config_lib
@@ -316,6 +317,25 @@ def _check_observation_spec(observations) -> None:
           '(proprioception) and (H, W, C) images only.')
 
 
+def _in_precision(fn: Callable[..., jnp.ndarray],
+                  dtype: str) -> Callable[..., jnp.ndarray]:
+  """`fn(params, *inputs)` computed in `dtype`, returning float32.
+
+  Mixed precision in the usual form (jmp): parameters stay float32 (the
+  optimiser updates those), a low-precision copy of them and of every
+  floating input is what the network computes with, and the outputs (latents,
+  logits) come back as float32, so losses, softmaxes and log-probabilities
+  are computed in full precision.
+  """
+  policy = jmp.get_policy(f'params=float32,compute={dtype},output=float32')
+
+  def wrapped(params, *inputs):
+    return policy.cast_to_output(
+        fn(policy.cast_to_compute(params), *policy.cast_to_compute(inputs)))
+
+  return wrapped
+
+
 def make_networks(spec: specs.EnvironmentSpec,
                   config: config_lib.PACConfig) -> PACNetworks:
   """Builds the PAC network for `spec` with the sizes of `config`."""
@@ -336,6 +356,10 @@ def make_networks(spec: specs.EnvironmentSpec,
 
   transformed = hk.without_apply_rng(hk.multi_transform(forward))
   encode_fn, policy_fn, critic_fn = transformed.apply
+  if config.compute_dtype != 'float32':
+    encode_fn, policy_fn, critic_fn = (
+        _in_precision(fn, config.compute_dtype)
+        for fn in (encode_fn, policy_fn, critic_fn))
   dummy_observation = acme_utils.add_batch_dim(
       acme_utils.zeros_like(spec.observations))
   dummy_actions = jnp.zeros((1, 1, action_dim), jnp.float32)

@@ -1,7 +1,8 @@
 """Reverb tables for offline and online data, and the iterator that mixes them.
 
-PAC trains on two sources (DESIGN.md §3): an `offline` table filled once from a
-dataset, and an `online` table filled by actors. Every learner batch takes exactly
+PAC trains on two sources: an `offline` table filled once from a dataset (in
+shuffled blocks of transitions, see `make_offline_table`), and an `online`
+table filled by actors. Every learner batch takes exactly
 `round(f * batch_size)` transitions from `online` and the rest from `offline`,
 where `f` is the online fraction at the learner's current step (it may follow a
 schedule). Exact per-batch counts, rather than a per-item coin flip, make the
@@ -10,13 +11,12 @@ sampled only as much as the learner consumes from it.
 """
 
 import sys
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from acme import adders as acme_adders
 from acme import specs
 from acme import types as acme_types
 from acme.adders import reverb as adders_reverb
-import jax
 import numpy as np
 import reverb
 import tensorflow as tf
@@ -28,24 +28,93 @@ ONLINE_TABLE = 'online'
 
 def transition_signature(
     environment_spec: specs.EnvironmentSpec) -> acme_types.Transition:
-  """The signature both tables share: Acme's n-step transition, no extras."""
+  """The online table's signature: Acme's n-step transition, no extras."""
   return adders_reverb.NStepTransitionAdder.signature(environment_spec)
 
 
-def make_offline_table(environment_spec: specs.EnvironmentSpec, max_size: int,
-                       min_size: int) -> reverb.Table:
-  """Uniform sampling over a table that a loader fills once.
+class TransitionPacker:
+  """Packs transitions into one 2-D array per dtype, and back.
 
-  The dataset is static, so the only limit is to wait for `min_size` items
-  before the first sample; the table never evicts while it is below `max_size`.
+  The offline table stores blocks of transitions (see `make_offline_table`).
+  Each Reverb column costs its own chunk and its own work per insert, so a
+  block is stored as a few columns, one [block_size, D] array per dtype
+  (float32 for proprioception, uint8 for pixels, ...), instead of one column
+  per field: inserting then costs the same for a 2-field and a 20-field
+  observation. Fields keep the order of `tree.flatten(transition_signature)`.
+  """
+
+  def __init__(self, signature: acme_types.Transition):
+    """`signature`: a `Transition` of `tf.TensorSpec`, as the online table's."""
+    self._structure = signature
+    leaves = tree.flatten(self._structure)
+    self._dtypes = sorted({np.dtype(leaf.dtype.as_numpy_dtype).name
+                           for leaf in leaves})
+    # For every leaf: (its group, its slice of the group's columns, shape).
+    self._layout = []
+    widths = {name: 0 for name in self._dtypes}
+    for leaf in leaves:
+      name = np.dtype(leaf.dtype.as_numpy_dtype).name
+      shape = tuple(leaf.shape)
+      size = int(np.prod(shape, dtype=np.int64))
+      self._layout.append((self._dtypes.index(name),
+                           slice(widths[name], widths[name] + size), shape))
+      widths[name] += size
+    self._widths = [widths[name] for name in self._dtypes]
+
+  @classmethod
+  def for_spec(cls, environment_spec: specs.EnvironmentSpec
+               ) -> 'TransitionPacker':
+    return cls(transition_signature(environment_spec))
+
+  def pack(self, transitions: acme_types.Transition) -> Tuple[np.ndarray, ...]:
+    """[N, ...] fields (no extras) -> one [N, D_g] array per dtype group."""
+    leaves = tree.flatten(transitions)
+    rows = leaves[0].shape[0]
+    groups = [np.empty((rows, width), name)
+              for name, width in zip(self._dtypes, self._widths)]
+    for leaf, (group, columns, _) in zip(leaves, self._layout):
+      groups[group][:, columns] = leaf.reshape(rows, -1)
+    return tuple(groups)
+
+  def unpack(self, groups: Sequence[np.ndarray]) -> acme_types.Transition:
+    """[..., D_g] arrays -> a `Transition` of [..., *field shape] arrays."""
+    leaves = [groups[group][..., columns].reshape(
+        groups[group].shape[:-1] + shape)
+              for group, columns, shape in self._layout]
+    return acme_types.Transition(*tree.unflatten_as(
+        tuple(self._structure), leaves))
+
+  def signature(self, block_size: int) -> Tuple[tf.TensorSpec, ...]:
+    return tuple(tf.TensorSpec((block_size, width), tf.as_dtype(name))
+                 for name, width in zip(self._dtypes, self._widths))
+
+
+def num_blocks(num_transitions: int, block_size: int) -> int:
+  return -(-num_transitions // block_size)
+
+
+def make_offline_table(environment_spec: specs.EnvironmentSpec,
+                       max_transitions: int, min_transitions: int,
+                       block_size: int) -> reverb.Table:
+  """Uniform sampling over blocks of `block_size` transitions.
+
+  The table is filled once by `insert_offline`, which shuffles the dataset
+  before cutting it into blocks, so every block is a random sample of the
+  data and a batch of b blocks is b * block_size transitions each drawn
+  uniformly (the rows of one block always travel together). One item per
+  block instead of per transition is what makes filling the table fast
+  (Reverb's cost is per item and per column). `block_size=1` stores one
+  transition per item. Sizes are given in transitions.
   """
   return reverb.Table(
       name=OFFLINE_TABLE,
       sampler=reverb.selectors.Uniform(),
       remover=reverb.selectors.Fifo(),
-      max_size=max_size,
-      rate_limiter=reverb.rate_limiters.MinSize(min_size),
-      signature=transition_signature(environment_spec))
+      max_size=num_blocks(max_transitions, block_size),
+      rate_limiter=reverb.rate_limiters.MinSize(
+          num_blocks(min_transitions, block_size)),
+      signature=TransitionPacker.for_spec(environment_spec).signature(
+          block_size))
 
 
 def make_online_table(environment_spec: specs.EnvironmentSpec, max_size: int,
@@ -92,43 +161,70 @@ def make_online_adder(client: reverb.Client, n_step: int,
       priority_fns={ONLINE_TABLE: None})
 
 
-def insert_transitions(writer: reverb.TrajectoryWriter, table: str,
-                       batch: acme_types.Transition) -> None:
-  """Inserts each row of a batch of transitions as one item, then flushes.
+def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
+                   packer: TransitionPacker, block_size: int,
+                   rng: np.random.Generator,
+                   on_progress: Callable[[int], None] = lambda n: None) -> int:
+  """Shuffles `transitions` [N, ...] into blocks and inserts them as items.
 
-  Rows go in as flat lists rather than nests: the per-item tree work would
-  otherwise halve the rate. The writer needs `num_keep_alive_refs >= 1`.
+  When N is not a multiple of `block_size`, the last block is completed with
+  the first transitions of the shuffled order (so at most block_size - 1
+  transitions appear twice). Calls `on_progress(transitions inserted)` as it
+  goes; returns the number of items (blocks) inserted.
   """
-  columns = tree.flatten(batch)
-  for i in range(len(batch.reward)):
-    writer.append([column[i] for column in columns])
-    writer.create_item(table, priority=1.0, trajectory=tree.unflatten_as(
-        batch, [history[-1] for history in writer.history]))
-  writer.flush()
+  count = len(transitions.reward)
+  order = rng.permutation(count)
+  order = np.concatenate([order, order[:(-count) % block_size]])
+  groups = [g.reshape((-1, block_size) + g.shape[1:]) for g in packer.pack(
+      tree.map_structure(lambda x: x[order], transitions._replace(extras=())))]
+  blocks = groups[0].shape[0]
+  flush_every = max(1, 4096 // block_size)
+  with client.trajectory_writer(num_keep_alive_refs=1) as writer:
+    for i in range(blocks):
+      writer.append([g[i] for g in groups])
+      if i == 0:  # Live views of the columns: no tree work per item.
+        columns = tree.flatten(writer.history)
+      writer.create_item(OFFLINE_TABLE, 1.0, [c[-1] for c in columns])
+      if (i + 1) % flush_every == 0:
+        writer.flush(block_until_num_items=flush_every)
+        on_progress(min((i + 1) * block_size, count))
+    writer.flush()
+  on_progress(count)
+  return blocks
 
 
-class MixedReplayIterator(Iterator[reverb.ReplaySample]):
-  """Yields `ReplaySample` batches of `batch_size`: offline rows, then online.
+class MixedReplayIterator(Iterator[acme_types.Transition]):
+  """Yields `Transition` batches of `batch_size`: offline rows, then online.
 
-  `online_fraction_at(step)` gives the fraction at a learner step; the step comes
-  from `step_source` (the learner wires its own step count here, so a resumed
-  learner resumes the schedule too) or, without one, from the number of batches
-  produced. One batched Reverb stream is kept per (table, rows) pair in use; a
-  schedule that changes the split replaces the stream (at most `batch_size`
-  times over a whole schedule).
+  `online_fraction_at(step)` gives the online share at a learner step. The
+  iterator counts the batches it yields from a starting step, read once from
+  `step_source` on the first batch (the learner wires its restorable step
+  count there, so a resumed learner resumes the schedule too) or 0 without
+  one; batch j is drawn for step start + j, which stays exact when a learner
+  prefetches batches ahead of its steps.
+
+  Offline rows come from ceil(rows / block_size) sampled blocks (unpacked,
+  surplus rows of the last block dropped), online rows from as many sampled
+  transitions. The blocks' layout is read from the server (the online table's
+  signature), so the iterator needs nothing but the server's address. One batched Reverb stream is kept per table; a schedule that
+  changes a table's count replaces its stream (at most `batch_size` times
+  over a whole schedule).
   """
 
   def __init__(self,
                server_address: str,
                batch_size: int,
                online_fraction_at: Callable[[int], float],
+               block_size: int,
                num_parallel_calls: int = 2):
     self._server_address = server_address
     self._batch_size = batch_size
     self._online_fraction_at = online_fraction_at
+    self._packer: Optional[TransitionPacker] = None
+    self._block_size = block_size
     self._num_parallel_calls = num_parallel_calls
     self._streams: Dict[str, Tuple[int, Iterator[reverb.ReplaySample]]] = {}
-    self._batches = 0
+    self._next_step: Optional[int] = None
     self.step_source: Optional[Callable[[], int]] = None
 
   def split(self, step: int) -> Tuple[int, int]:
@@ -137,33 +233,40 @@ class MixedReplayIterator(Iterator[reverb.ReplaySample]):
                        self._batch_size))
     return self._batch_size - online, online
 
-  def _stream(self, table: str, rows: int) -> Iterator[reverb.ReplaySample]:
+  def _sample(self, table: str, items: int) -> reverb.ReplaySample:
     current = self._streams.get(table)
-    if current is None or current[0] != rows:
+    if current is None or current[0] != items:
       dataset = reverb.TrajectoryDataset.from_table_signature(
           server_address=self._server_address,
           table=table,
-          max_in_flight_samples_per_worker=2 * rows,
+          max_in_flight_samples_per_worker=2 * items,
           num_workers_per_iterator=self._num_parallel_calls)
-      dataset = dataset.batch(rows, drop_remainder=True).prefetch(
+      dataset = dataset.batch(items, drop_remainder=True).prefetch(
           tf.data.AUTOTUNE)
-      current = (rows, dataset.as_numpy_iterator())
+      current = (items, dataset.as_numpy_iterator())
       self._streams[table] = current
-    return current[1]
+    return next(current[1])
 
-  def __next__(self) -> reverb.ReplaySample:
-    step = self.step_source() if self.step_source else self._batches
-    offline_rows, online_rows = self.split(step)
-    # Each stream decodes its table's signature into a namedtuple class of its
-    # own; rebuilding Acme's `Transition` makes the parts one tree type.
-    parts = [_as_acme_transition(next(self._stream(table, rows)))
-             for table, rows in ((OFFLINE_TABLE, offline_rows),
-                                 (ONLINE_TABLE, online_rows)) if rows]
-    self._batches += 1
+  def __next__(self) -> acme_types.Transition:
+    if self._next_step is None:
+      self._next_step = self.step_source() if self.step_source else 0
+    offline_rows, online_rows = self.split(self._next_step)
+    self._next_step += 1
+    parts = []
+    if offline_rows:
+      if self._packer is None:
+        info = reverb.Client(self._server_address).server_info()
+        self._packer = TransitionPacker(info[ONLINE_TABLE].signature)
+      blocks = self._sample(OFFLINE_TABLE,
+                            num_blocks(offline_rows, self._block_size))
+      rows = self._packer.unpack(blocks.data)  # [blocks, block_size, ...]
+      parts.append(tree.map_structure(
+          lambda x: x.reshape((-1,) + x.shape[2:])[:offline_rows], rows))
+    if online_rows:
+      # Each stream decodes its signature into a namedtuple class of its
+      # own; rebuilding Acme's `Transition` makes the parts one tree type.
+      parts.append(acme_types.Transition(
+          *self._sample(ONLINE_TABLE, online_rows).data))
     if len(parts) == 1:
       return parts[0]
-    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *parts)
-
-
-def _as_acme_transition(sample: reverb.ReplaySample) -> reverb.ReplaySample:
-  return sample._replace(data=acme_types.Transition(*sample.data))
+    return tree.map_structure(lambda *xs: np.concatenate(xs, axis=0), *parts)

@@ -19,8 +19,11 @@ TASK = 'cartpole_swingup'
 
 
 def _agent(**overrides) -> pac_config.PACConfig:
+  """Small; with the launchers' fast learner path (several steps per call,
+  prefetching) and blocks of 4 transitions per offline item."""
   values = dict(batch_size=16, min_replay_size=32, num_sampled_actions=4,
-                variable_update_period=20)
+                variable_update_period=20, learner_steps_per_call=8,
+                prefetch_batches=2, offline_block_size=4)
   values.update(overrides)
   return pac_config.PACConfig(**values)
 
@@ -53,11 +56,12 @@ def test_offline_program_trains_loads_and_evaluates(tmp_path,
   # The shared counter saw every learner step; no actors ran offline.
   assert final['counter_learner_steps'] == config.max_learner_steps
   assert final['actor_steps'] == 0
-  # The loader put the whole dataset in `offline`; nothing went to `online`.
-  assert final['offline_size'] == 4 * (1000 + config.agent.n_step - 1)
+  # The loader put the whole dataset in `offline` (blocks of 4 transitions);
+  # nothing went to `online`.
+  assert final['offline_size'] == 4 * (1000 + config.agent.n_step - 1) // 4
   assert final['online_size'] == 0
   assert final['offline_sampled'] >= (config.max_learner_steps *
-                                      config.agent.batch_size)
+                                      config.agent.batch_size // 4)
   assert final['episodes'] == 1 and 0.0 <= final['return_mean'] <= 1000.0
   # Evaluations run beside the learner (polled, as in Acme): intermediate
   # ones land at or after each multiple of 20; the final one is at step 40.
@@ -81,7 +85,8 @@ def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
   first, final = _results(config.run_dir)[0], _results(config.run_dir)[-1]
   assert final['online_size'] > 0 and final['actor_steps'] > 0
   assert final['online_inserted'] >= first['online_inserted']
-  online, offline = final['online_sampled'], final['offline_sampled']
+  # Reverb counts items: online transitions, offline blocks of 4.
+  online, offline = final['online_sampled'], 4 * final['offline_sampled']
   # 4 of every 16 rows come from `online`. Reverb counts samples when they
   # leave the server, so prefetched batches blur the ratio a little.
   assert online / (online + offline) == pytest.approx(0.25, abs=0.07)

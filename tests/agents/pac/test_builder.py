@@ -36,20 +36,27 @@ def _config(**overrides) -> config_lib.PACConfig:
   return config_lib.PACConfig(**values)
 
 
-def test_replay_tables_share_the_transition_signature():
+def test_replay_tables_signatures():
+  """`online` holds Acme's n-step transitions; `offline` packed blocks of them."""
   environment = environments.make_environment(TASK, seed=0)
   spec = specs.make_environment_spec(environment)
-  tables = builder_lib.PACBuilder(_config()).make_replay_tables(spec)
+  config = _config(offline_block_size=4)
+  tables = builder_lib.PACBuilder(
+      config, offline_table_size=10).make_replay_tables(spec)
   assert [t.name for t in tables] == [replay.OFFLINE_TABLE,
                                       replay.ONLINE_TABLE]
   server = reverb.Server(tables, port=None)
   try:
     info = reverb.Client(f'localhost:{server.port}').server_info()
-    offline, online = (info[replay.OFFLINE_TABLE].signature,
-                       info[replay.ONLINE_TABLE].signature)
-    assert offline == online
-    assert offline.observation['position'].shape == (3,)
-    assert offline.action.shape == (1,)
+    offline, online = (info[replay.OFFLINE_TABLE],
+                       info[replay.ONLINE_TABLE])
+    assert online.signature == replay.transition_signature(spec)
+    assert online.signature.observation['position'].shape == (3,)
+    assert online.signature.action.shape == (1,)
+    # position 3 + velocity 2 + action 1 + reward + discount + next 3 + 2.
+    (packed,) = offline.signature
+    assert packed.shape == (4, 13) and packed.dtype == np.float32
+    assert offline.max_size == 3  # ceil(10 transitions / 4 per block).
   finally:
     server.stop()
 

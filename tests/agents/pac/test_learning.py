@@ -384,3 +384,121 @@ def test_learner_accepts_replay_samples(networks):
     from_replay.step()
   assert from_replay.num_steps == 2
   _assert_trees_equal(from_replay.state, from_transitions.state)
+
+
+# ----------------------------------------------------------------------------
+# Several steps per call, prefetching, mixed precision.
+# ----------------------------------------------------------------------------
+
+
+def _fast(k: int, prefetch: int = 0) -> config_lib.PACConfig:
+  return dataclasses.replace(_CONFIG, learner_steps_per_call=k,
+                             prefetch_batches=prefetch)
+
+
+@pytest.mark.parametrize('prefetch', [0, 2])
+def test_k_steps_per_call_equal_k_single_steps(networks, prefetch):
+  """Same seed, same batches: 2 calls of 4 steps == 8 calls of 1 step."""
+  batches = [_transitions(seed=200 + i) for i in range(8)]
+  single, single_log = _make_learner(networks, iter(batches), seed=3)
+  for _ in range(8):
+    single.step()
+  multi, multi_log = _make_learner(networks, iter(batches), seed=3,
+                                   config=_fast(4, prefetch))
+  multi.step()
+  assert multi.num_steps == 4 and multi_log.data[-1]['steps'] == 4
+  multi.step()
+  assert multi.num_steps == single.num_steps == 8
+  assert int(multi.state.steps) == 8
+  _assert_trees_equal(multi.state, single.state)
+  # One log line per call, with the metrics of its last step.
+  assert len(multi_log.data) == 2 and len(single_log.data) == 8
+  assert multi_log.data[-1]['loss/total'] == single_log.data[-1]['loss/total']
+
+
+def test_a_short_last_call_runs_only_the_steps_asked_for(networks):
+  batches = [_transitions(seed=210 + i) for i in range(4)]
+  single, _ = _make_learner(networks, iter(batches), seed=4)
+  for _ in range(3):
+    single.step()
+  multi, log = _make_learner(networks, iter(batches), seed=4,
+                             config=_fast(4))
+  multi.step(max_steps=3)
+  assert multi.num_steps == 3 and log.data[-1]['steps'] == 3
+  _assert_trees_equal(multi.state, single.state)
+
+
+@pytest.mark.parametrize('prefetch', [0, 2])
+def test_nan_guard_holds_with_k_steps_per_call(networks, prefetch):
+  """A bad batch mid-call: the state is the one after the good steps before
+  it, nothing after it is applied, and the error names the step."""
+  good = [_transitions(seed=220 + i) for i in range(4)]
+  bad = _poison(_transitions(seed=230), 'reward', np.nan)
+  batches = [good[0], good[1], bad, good[2]]
+  reference, _ = _make_learner(networks, iter(batches), seed=5)
+  reference.step()
+  reference.step()
+  with pytest.raises(learning.NonFiniteError):
+    reference.step()
+  learner, log = _make_learner(networks, iter(batches), seed=5,
+                               config=_fast(4, prefetch))
+  with pytest.raises(learning.NonFiniteError) as error:
+    learner.step()
+  assert 'step 3' in str(error.value) and 'NaN' in str(error.value)
+  assert learner.num_steps == 2
+  _assert_trees_equal(learner.state, reference.state)
+  assert int(learner.state.steps) == 2
+  assert not log.data  # A failed call logs nothing.
+
+
+def test_nan_update_guard_holds_with_k_steps_per_call(networks):
+  learner, _ = _make_learner(networks, iter([_transitions(seed=240)] * 8),
+                             config=_fast(4))
+  learner.step()
+  state = learner.save()
+  poisoned = jax.tree_util.tree_map_with_path(
+      lambda path, x: (np.full_like(x, np.nan)
+                       if 'policy_head' in jax.tree_util.keystr(path) and
+                       path[-1].key == 'w' else x), state.params)
+  learner.restore(state._replace(params=poisoned))
+  with pytest.raises(learning.NonFiniteError, match='step 5'):
+    learner.step()
+  assert learner.num_steps == 4
+  _assert_trees_equal(learner.state.params, poisoned)
+  _assert_trees_equal(learner.state.opt_state, state.opt_state)
+
+
+def test_variables_stay_readable_while_the_state_is_donated(networks):
+  learner, _ = _make_learner(networks, iter([_transitions(seed=250)] * 8),
+                             config=_fast(4, prefetch=2))
+  (before,) = learner.get_variables(['params'])
+  learner.step()
+  learner.step()
+  (after,) = learner.get_variables(['params'])
+  # Host copies: still readable after the buffers they came from were donated.
+  assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves(before))
+  assert not _trees_equal(before, after)
+  _assert_trees_equal(after, learner.save().params)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_tracks_float32(sgd_setup):
+  config = dataclasses.replace(_CONFIG, compute_dtype='bfloat16')
+  low = networks_lib.make_networks(_SPEC, config)
+  full = networks_lib.make_networks(_SPEC, _CONFIG)
+  _, state = sgd_setup(_CONFIG)
+  batch = _transitions(seed=260)
+  latents_low = jax.jit(low.encode)(state.params, batch.observation)
+  latents_full = jax.jit(full.encode)(state.params, batch.observation)
+  assert latents_low.dtype == jnp.float32  # Outputs come back as float32.
+  assert not np.array_equal(latents_low, latents_full)  # Really bf16 inside.
+  np.testing.assert_allclose(latents_low, latents_full, atol=0.1)
+  optimizer = learning.make_optimizer(config)
+  step = jax.jit(learning.make_sgd_step(low, config, optimizer))
+  new_state, metrics = step(state, batch)
+  _, full_metrics = sgd_setup(_CONFIG)[0](state, batch)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new_state.params))
+  assert int(new_state.steps) == int(state.steps) + 1
+  assert np.isfinite(metrics['loss/total'])
+  np.testing.assert_allclose(metrics['loss/total'], full_metrics['loss/total'],
+                             rtol=0.05)
+  assert not _trees_equal(new_state.params, state.params)

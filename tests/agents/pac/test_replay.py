@@ -5,6 +5,7 @@ from acme import types as acme_types
 import numpy as np
 import pytest
 import reverb
+import tree
 
 from agents.pac import config as config_lib
 from agents.pac import replay
@@ -14,32 +15,47 @@ SPEC = specs.EnvironmentSpec(
     actions=specs.BoundedArray((2,), np.float32, -1., 1.),
     rewards=specs.Array((), np.float32),
     discounts=specs.BoundedArray((), np.float32, 0., 1.))
+NUM_OFFLINE = 21  # Not a multiple of the block size: the last block is padded.
+BLOCK = 4
 
 
-def _transition(reward: float) -> acme_types.Transition:
+def _offline_transitions(count: int) -> acme_types.Transition:
+  """Row i is recognisable in every field: reward i, position [i, 2i, 3i]..."""
+  i = np.arange(count, dtype=np.float32)
+  return acme_types.Transition(
+      observation={'position': np.stack([i, 2 * i, 3 * i], axis=1)},
+      action=np.stack([i / 100, -i / 100], axis=1),
+      reward=i, discount=np.full(count, 0.5, np.float32),
+      next_observation={'position': np.stack([i + 1, i + 2, i + 3], axis=1)},
+      extras={'log_prob': -i})  # Extras are not stored.
+
+
+def _assert_rows_intact(batch: acme_types.Transition) -> np.ndarray:
+  """Every field of every offline row agrees with its reward; returns rows."""
+  i = batch.reward
+  np.testing.assert_array_equal(batch.observation['position'],
+                                np.stack([i, 2 * i, 3 * i], axis=1))
+  np.testing.assert_array_equal(batch.action,
+                                np.stack([i / 100, -i / 100], axis=1))
+  np.testing.assert_array_equal(batch.discount, np.full(len(i), 0.5))
+  np.testing.assert_array_equal(batch.next_observation['position'],
+                                np.stack([i + 1, i + 2, i + 3], axis=1))
+  return i
+
+
+def _online_transition() -> acme_types.Transition:
   obs = {'position': np.zeros(3, np.float32)}
-  return acme_types.Transition(obs, np.zeros(2, np.float32),
-                               np.float32(reward), np.float32(1.), obs, ())
+  return acme_types.Transition(obs, np.zeros(2, np.float32), np.float32(-1.),
+                               np.float32(1.), obs, ())
 
 
-@pytest.fixture(name='server')
-def _server():
-  """Offline rows carry reward 0, online rows reward 1: rows show their table."""
-  server = reverb.Server([
-      replay.make_offline_table(SPEC, max_size=1000, min_size=1),
-      replay.make_online_table(SPEC, max_size=1000, min_size=1,
-                               samples_per_insert=None, error_buffer=1.)])
-  client = reverb.Client(f'localhost:{server.port}')
+def _insert_online(client: reverb.Client, count: int, flush_timeout=None):
   with client.trajectory_writer(num_keep_alive_refs=1) as writer:
-    for table, reward in ((replay.OFFLINE_TABLE, 0.), (replay.ONLINE_TABLE,
-                                                        1.)):
-      for _ in range(50):
-        writer.append(_transition(reward))
-        writer.create_item(table, 1.0, acme_types.Transition(
-            *[_last(column) for column in writer.history]))
-      writer.flush()
-  yield server
-  server.stop()
+    for _ in range(count):
+      writer.append(_online_transition())
+      writer.create_item(replay.ONLINE_TABLE, 1.0, acme_types.Transition(
+          *[_last(column) for column in writer.history]))
+      writer.flush(timeout_ms=flush_timeout)
 
 
 def _last(column):
@@ -50,30 +66,136 @@ def _last(column):
   return column[-1]
 
 
+@pytest.fixture(name='server')
+def _server():
+  """Offline rows carry rewards 0..20, online rows reward -1."""
+  server = reverb.Server([
+      replay.make_offline_table(SPEC, max_transitions=NUM_OFFLINE,
+                                min_transitions=1, block_size=BLOCK),
+      replay.make_online_table(SPEC, max_size=1000, min_size=1,
+                               samples_per_insert=None, error_buffer=1.)])
+  client = reverb.Client(f'localhost:{server.port}')
+  blocks = replay.insert_offline(
+      client, _offline_transitions(NUM_OFFLINE),
+      replay.TransitionPacker.for_spec(SPEC), BLOCK, np.random.default_rng(0))
+  assert blocks == 6  # ceil(21 / 4).
+  _insert_online(client, 50)
+  yield server
+  server.stop()
+
+
+def _iterator(server, batch_size, fraction_at, block_size=BLOCK):
+  return replay.MixedReplayIterator(f'localhost:{server.port}',
+                                    batch_size=batch_size,
+                                    online_fraction_at=fraction_at,
+                                    block_size=block_size)
+
+
 def test_each_batch_takes_exactly_the_configured_rows_from_each_table(server):
-  iterator = replay.MixedReplayIterator(f'localhost:{server.port}',
-                                        batch_size=16,
-                                        online_fraction_at=lambda step: 0.25)
+  iterator = _iterator(server, 16, lambda step: 0.25)
   for _ in range(3):
     batch = next(iterator)
-    assert isinstance(batch.data, acme_types.Transition)
-    np.testing.assert_array_equal(batch.data.reward, [0.] * 12 + [1.] * 4)
-    assert batch.data.observation['position'].shape == (16, 3)
+    assert isinstance(batch, acme_types.Transition)
+    assert batch.observation['position'].shape == (16, 3)
+    assert batch.reward.dtype == np.float32
+    np.testing.assert_array_equal(batch.reward[12:], [-1.] * 4)
+    offline = tree.map_structure(lambda x: x[:12], batch)
+    assert np.all(_assert_rows_intact(offline) >= 0)
 
 
-def test_split_follows_the_schedule_at_the_learners_step(server):
+def test_offline_blocks_hold_every_transition_exactly(server):
+  """Packing, shuffling into blocks and unpacking lose and alter nothing."""
+  iterator = _iterator(server, 8, lambda step: 0.0)
+  seen = set()
+  for _ in range(60):
+    seen.update(_assert_rows_intact(next(iterator)).astype(int).tolist())
+  assert seen == set(range(NUM_OFFLINE))
+
+
+def test_insert_offline_shuffles_before_blocking():
+  """Blocks are random subsets, not runs of consecutive transitions."""
+  server = reverb.Server([replay.make_offline_table(
+      SPEC, max_transitions=400, min_transitions=1, block_size=8)])
+  client = reverb.Client(f'localhost:{server.port}')
+  try:
+    replay.insert_offline(client, _offline_transitions(400),
+                          replay.TransitionPacker.for_spec(SPEC), 8,
+                          np.random.default_rng(1))
+    dataset = reverb.TrajectoryDataset.from_table_signature(
+        f'localhost:{server.port}', replay.OFFLINE_TABLE,
+        max_in_flight_samples_per_worker=4)
+    (packed,) = next(iter(dataset)).data
+    rewards = packed.numpy()[:, 5]  # position 3, action 2, then reward.
+    assert len(set(rewards)) == 8
+    assert np.ptp(rewards) > 50  # Consecutive rows would span 7.
+  finally:
+    server.stop()
+
+
+def test_split_follows_the_schedule_from_the_learners_step(server):
   config = config_lib.PACConfig(online_fraction=0.5,
                                 online_fraction_schedule_steps=100)
-  iterator = replay.MixedReplayIterator(
-      f'localhost:{server.port}', batch_size=8,
-      online_fraction_at=config.online_fraction_at)
-  learner_step = {'value': 0}
-  iterator.step_source = lambda: learner_step['value']
-  for step, expected_online in ((0, 0), (50, 2), (100, 4), (400, 4)):
-    learner_step['value'] = step
-    assert iterator.split(step) == (8 - expected_online, expected_online)
-    rewards = next(iterator).data.reward
-    assert rewards.sum() == expected_online, (step, rewards)
+  iterator = _iterator(server, 8, config.online_fraction_at)
+  assert [iterator.split(s) for s in (0, 50, 100, 400)] == [
+      (8, 0), (6, 2), (4, 4), (4, 4)]
+  # The step is read once, then counted: batch j is for step start + j.
+  iterator.step_source = lambda: 49
+  expected = [iterator.split(s)[1] for s in range(49, 49 + 60)]
+  online = [int((next(iterator).reward < 0).sum()) for _ in range(60)]
+  assert online == expected
+  assert online[0] == 2 and online[-1] == 4
+
+
+def test_block_size_one_is_one_transition_per_item():
+  server = reverb.Server([
+      replay.make_offline_table(SPEC, max_transitions=NUM_OFFLINE,
+                                min_transitions=1, block_size=1),
+      replay.make_online_table(SPEC, max_size=10, min_size=1,
+                               samples_per_insert=None, error_buffer=1.)])
+  client = reverb.Client(f'localhost:{server.port}')
+  try:
+    assert replay.insert_offline(
+        client, _offline_transitions(NUM_OFFLINE),
+        replay.TransitionPacker.for_spec(SPEC), 1,
+        np.random.default_rng(0)) == NUM_OFFLINE
+    assert client.server_info()[replay.OFFLINE_TABLE].current_size == (
+        NUM_OFFLINE)
+    batch = next(_iterator(server, 5, lambda step: 0.0, block_size=1))
+    _assert_rows_intact(batch)
+  finally:
+    server.stop()
+
+
+def test_packer_round_trip_with_several_dtypes():
+  spec = specs.EnvironmentSpec(
+      observations={'pixels': specs.Array((4, 4, 3), np.uint8),
+                    'task_id': specs.Array((), np.int32),
+                    'velocity': specs.Array((2,), np.float32)},
+      actions=specs.BoundedArray((3,), np.float32, -1., 1.),
+      rewards=specs.Array((), np.float32),
+      discounts=specs.BoundedArray((), np.float32, 0., 1.))
+  packer = replay.TransitionPacker.for_spec(spec)
+  rng = np.random.default_rng(0)
+
+  def observation():
+    return {'pixels': rng.integers(0, 255, (6, 4, 4, 3), np.uint8),
+            'task_id': rng.integers(0, 9, (6,), np.int32),
+            'velocity': rng.normal(size=(6, 2)).astype(np.float32)}
+
+  transitions = acme_types.Transition(
+      observation(), rng.normal(size=(6, 3)).astype(np.float32),
+      rng.normal(size=6).astype(np.float32),
+      rng.uniform(size=6).astype(np.float32), observation(), ())
+  groups = packer.pack(transitions)
+  assert [g.dtype.name for g in groups] == ['float32', 'int32', 'uint8']
+  assert [g.shape for g in groups] == [(6, 2 + 3 + 1 + 1 + 2), (6, 2),
+                                       (6, 96)]
+  tree.map_structure(np.testing.assert_array_equal,
+                     packer.unpack(groups), transitions)
+  # Unpacking keeps leading dims: [blocks, rows] stays [blocks, rows, ...].
+  blocked = packer.unpack([g.reshape(2, 3, -1) for g in groups])
+  assert blocked.observation['pixels'].shape == (2, 3, 4, 4, 3)
+  assert [s.shape for s in packer.signature(5)] == [(5, 9), (5, 2), (5, 96)]
 
 
 def test_online_limiter_holds_the_learner_but_never_blocks_inserts():
@@ -83,12 +205,7 @@ def test_online_limiter_holds_the_learner_but_never_blocks_inserts():
       error_buffer=1.0)])
   client = reverb.Client(f'localhost:{server.port}')
   try:
-    with client.trajectory_writer(num_keep_alive_refs=1) as writer:
-      for _ in range(100):
-        writer.append(_transition(1.))
-        writer.create_item(replay.ONLINE_TABLE, 1.0, acme_types.Transition(
-            *[_last(column) for column in writer.history]))
-        writer.flush(timeout_ms=5000)  # Would raise if the insert blocked.
+    _insert_online(client, 100, flush_timeout=5000)  # Raises if blocked.
     info = client.server_info()[replay.ONLINE_TABLE]
     assert info.current_size == 100
     # min_diff = 2 * 10 - 1 = 19: sampling stops once
