@@ -1,9 +1,9 @@
-"""Helpers shared by the benchmarks: machine info, load, timing, JSON output.
+"""What every benchmark shares: machine info, load readings, timing, output.
 
-Every result file carries `machine` (platform, CPUs, versions), `date` (UTC,
-ISO 8601) and `load_average` readings taken while it ran, because the project's
-CPUs are shared: absolute rates move with the load, so the benchmarks also report
-ratios measured back to back in one process.
+Every result file carries `machine` (platform, CPUs, versions), `date` (UTC)
+and `load_average` readings taken while it ran: the project's CPUs are shared,
+so absolute rates move with the load, and the benchmarks report ratios of
+numbers measured back to back (or interleaved) in one run.
 """
 
 import datetime
@@ -11,153 +11,97 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            'results')
-
-DEFAULT_PACKAGES = ('jax', 'jaxlib', 'dm-haiku', 'dm-acme', 'dm-reverb',
-                    'dm-launchpad', 'optax', 'numpy', 'tensorflow-cpu',
-                    'mujoco', 'dm_control')
-
-
-def utc_now() -> str:
-  return datetime.datetime.now(datetime.timezone.utc).isoformat()
+_PACKAGES = ('jax', 'jaxlib', 'dm-haiku', 'dm-acme', 'dm-reverb',
+             'dm-launchpad', 'numpy', 'tensorflow-cpu', 'mujoco', 'dm_control',
+             'envlogger')
 
 
-def load_average() -> List[float]:
-  """The 1, 5 and 15 minute load averages (empty where the OS has none)."""
-  try:
-    return [round(x, 2) for x in os.getloadavg()]
-  except OSError:
-    return []
-
-
-def machine_info(packages: Iterable[str] = DEFAULT_PACKAGES
-                 ) -> Dict[str, object]:
-  """Platform, CPU count, Python and package versions (missing ones skipped)."""
+def machine_info() -> Dict[str, object]:
   versions = {}
-  for package in packages:
+  for package in _PACKAGES:
     try:
       versions[package] = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
       pass
-  info = {
-      'platform': platform.platform(),
-      'processor': platform.processor() or platform.machine(),
-      'cpu_count': os.cpu_count(),
-      'python': platform.python_version(),
-      'versions': versions,
-  }
-  try:
-    import jax  # pylint: disable=g-import-not-at-top
-    info['jax_devices'] = [str(d) for d in jax.devices()]
-  except Exception:  # pylint: disable=broad-except
-    pass
-  return info
+  return {'platform': platform.platform(),
+          'processor': platform.processor() or platform.machine(),
+          'cpu_count': os.cpu_count(), 'python': platform.python_version(),
+          'versions': versions}
 
 
 class LoadMonitor:
-  """Collects load-average readings at named points of a run."""
+  """1/5/15-minute load averages at named points of a run."""
 
   def __init__(self):
     self.readings: Dict[str, List[float]] = {}
 
-  def mark(self, label: str) -> List[float]:
-    reading = load_average()
-    self.readings[label] = reading
-    return reading
+  def mark(self, label: str) -> None:
+    self.readings[label] = [round(x, 2) for x in os.getloadavg()]
 
   def summary(self) -> Dict[str, object]:
-    ones = [r[0] for r in self.readings.values() if r]
-    return {
-        'readings_1_5_15_min': self.readings,
-        'one_minute_min': min(ones) if ones else None,
-        'one_minute_max': max(ones) if ones else None,
-    }
+    ones = [r[0] for r in self.readings.values()]
+    return {'readings_1_5_15_min': self.readings,
+            'one_minute_min': min(ones, default=None),
+            'one_minute_max': max(ones, default=None)}
 
 
-def time_calls(fn: Callable[[], object], repeats: int,
-               warmup: int = 1) -> List[float]:
-  """Seconds per call of `fn` (which must block until its work is done)."""
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return times
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-  """The q-th percentile (0..100), linear interpolation."""
-  ordered = sorted(values)
-  if len(ordered) == 1:
-    return ordered[0]
-  position = (len(ordered) - 1) * q / 100.0
-  low = int(position)
-  high = min(low + 1, len(ordered) - 1)
-  return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def summarize_ms(seconds: Sequence[float]) -> Dict[str, float]:
-  """median / p90 / min in milliseconds, and the sample count."""
-  ms = [s * 1e3 for s in seconds]
-  return {'median_ms': statistics.median(ms), 'p90_ms': percentile(ms, 90),
-          'min_ms': min(ms), 'samples': len(ms)}
-
-
-def rate_for(fn: Callable[[], int], seconds: float,
-             min_calls: int = 1) -> Dict[str, float]:
-  """Runs `fn` (returns units of work done) for >= `seconds`; units per second."""
+def rate(fn: Callable[[], int], seconds: float) -> float:
+  """Runs `fn` (returns units of work) for >= `seconds`; units per second."""
   units = 0
-  calls = 0
   start = time.perf_counter()
-  while calls < min_calls or time.perf_counter() - start < seconds:
+  while time.perf_counter() - start < seconds:
     units += fn()
-    calls += 1
-  elapsed = time.perf_counter() - start
-  return {'per_s': units / elapsed, 'units': units, 'calls': calls,
-          'seconds': elapsed}
+  return units / (time.perf_counter() - start)
 
 
-def write_json(name: str, results: Dict[str, object],
-               directory: Optional[str] = None) -> str:
-  """Writes `results` to `<directory>/<name>.json`; returns the path."""
+def timed(fn: Callable[[], object]) -> Tuple[object, float]:
+  """(fn(), seconds it took)."""
+  start = time.perf_counter()
+  result = fn()
+  return result, time.perf_counter() - start
+
+
+def write_results(name: str, results: Dict[str, object], monitor: LoadMonitor,
+                  directory: Optional[str] = None) -> str:
+  """Adds machine, date and load to `results`; writes `<name>.json`."""
   directory = directory or RESULTS_DIR
   os.makedirs(directory, exist_ok=True)
+  results = dict(results, machine=machine_info(),
+                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 load_average=monitor.summary())
   path = os.path.join(directory, f'{name}.json')
   with open(path, 'w') as f:
-    json.dump(results, f, indent=1, default=_jsonable)
+    json.dump(results, f, indent=1)
     f.write('\n')
   return path
 
 
-def read_json(name: str, directory: Optional[str] = None) -> Dict[str, object]:
-  path = os.path.join(directory or RESULTS_DIR, f'{name}.json')
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
-
-
-def _jsonable(value):
-  """numpy scalars/arrays and other odd leaves as plain JSON values."""
-  if hasattr(value, 'tolist'):
-    return value.tolist()
-  if hasattr(value, 'item'):
-    return value.item()
-  return str(value)
-
-
-def annotate_bars(axis, fmt: str = '{:,.1f}') -> None:
-  for patch in axis.patches:
-    height = patch.get_height()
-    if height != height or height == 0:  # NaN or empty bar.
-      continue
-    axis.annotate(fmt.format(height),
-                  (patch.get_x() + patch.get_width() / 2, height),
-                  ha='center', va='bottom', fontsize=8)
+def bar_panels(panels: Sequence[Tuple[str, str, Dict[str, float]]],
+               path: str, title: str) -> None:
+  """One bar chart per (title, y label, {bar: value}), side by side, values
+  written on the bars."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4),
+                           squeeze=False)
+  for axis, (panel_title, ylabel, bars) in zip(axes[0], panels):
+    axis.bar(list(bars), list(bars.values()),
+             color=[f'C{i}' for i in range(len(bars))])
+    axis.set_title(panel_title, fontsize=10)
+    axis.set_ylabel(ylabel)
+    axis.tick_params(axis='x', labelrotation=20, labelsize=8)
+    for patch in axis.patches:
+      axis.annotate(f'{patch.get_height():,.3g}',
+                    (patch.get_x() + patch.get_width() / 2,
+                     patch.get_height()),
+                    ha='center', va='bottom', fontsize=8)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -49,6 +49,9 @@ class RunConfig:
       runs on the CPU (local_mp). 1 is fastest for small models on a few
       cores (ops this small lose more to thread hand-offs than they gain);
       raise it for large models on many cores.
+    actor_niceness: CPU priority offset of actor processes (local_mp; 0-19,
+      higher yields more). Where actors and the learner share cores, the
+      learner is the bottleneck and actors get the cycles it leaves.
   """
   mode: str
   task: str
@@ -67,6 +70,7 @@ class RunConfig:
   restore_from: Optional[str] = None
   seed: int = 0
   learner_cpu_threads: int = 1
+  actor_niceness: int = 10
 
   def __post_init__(self):
     _require(self.mode in MODES, 'mode', self.mode,
@@ -80,6 +84,9 @@ class RunConfig:
     _require(isinstance(self.learner_cpu_threads, int) and
              self.learner_cpu_threads >= 1, 'learner_cpu_threads',
              self.learner_cpu_threads, 'an integer >= 1')
+    _require(isinstance(self.actor_niceness, int) and
+             0 <= self.actor_niceness <= 19, 'actor_niceness',
+             self.actor_niceness, 'an integer in [0, 19]')
     _require(isinstance(self.num_actors, int) and self.num_actors >= 0,
              'num_actors', self.num_actors, 'an integer >= 0')
     _require(self.checkpoint_every_s > 0, 'checkpoint_every_s',

@@ -46,12 +46,18 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   # small machine the learner keeps the cores; the learner gets
   # `learner_cpu_threads`.
   resources = {group: local_multi_processing.PythonProcess(
-      env=_cpu_threads(1))
+      env=cpu_threads_env(1))
                for group in ('actor', 'evaluator', 'dataset_loader',
                              'controller', 'counter')
                if group in program.groups}
   resources['learner'] = local_multi_processing.PythonProcess(
-      env=_cpu_threads(config.learner_cpu_threads))
+      env=cpu_threads_env(config.learner_cpu_threads))
+  # Actors and evaluators yield the CPU to the learner on a shared machine
+  # (read by the workers' start-up hook, worker_site/sitecustomize.py).
+  for group in ('actor', 'evaluator'):
+    if group in resources:
+      resources[group] = local_multi_processing.PythonProcess(
+          env={**cpu_threads_env(1), 'PAC_NICE': str(config.actor_niceness)})
   manager = lp.launch(program, launch_type='local_mp',
                       terminal='output_to_files', local_resources=resources)
   done = threading.Event()
@@ -65,8 +71,8 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
     follower.join()
 
 
-def _cpu_threads(count: int) -> dict:
-  """Environment that gives a worker's XLA (and OpenMP) `count` threads."""
+def cpu_threads_env(count: int) -> dict:
+  """Environment that gives a process's XLA (and OpenMP) `count` threads."""
   return {'XLA_FLAGS': f'--xla_cpu_multi_thread_eigen={str(count > 1).lower()}'
                        f' intra_op_parallelism_threads={count}',
           'OMP_NUM_THREADS': str(count)}

@@ -38,7 +38,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
 TASK = 'cartpole_swingup'
 
 
-def agent_config(**overrides) -> pac_config.PACConfig:
+def agent_config(seed: int = 0, **overrides) -> pac_config.PACConfig:
   """Settings shown to learn cartpole offline in 3000 steps on a 2-core CPU.
 
   They are the ones `tests/agents/pac/test_offline_learning.py` asserts with
@@ -54,7 +54,7 @@ def agent_config(**overrides) -> pac_config.PACConfig:
           num_heads=2, critic_hidden=(64,)),
       num_bins=21, num_sampled_actions=8, batch_size=64, learning_rate=3e-3,
       n_step=30, eta=1.0, alpha=0.25, min_replay_size=500,
-      eval_policy='sample', seed=_SEED.value,
+      eval_policy='sample', seed=seed,
       # Throughput only (the learning is the same): 8 SGD steps per jitted
       # call, batches prefetched, the dataset in blocks of 8 per Reverb item.
       learner_steps_per_call=8, prefetch_batches=2, offline_block_size=8)
@@ -84,7 +84,8 @@ def main(argv):
     offline_dir = os.path.join(_RUN_DIR.value, 'offline')
     offline = config_lib.RunConfig(
         mode='offline', task=TASK, run_dir=offline_dir, dataset=dataset,
-        agent=agent_config(), max_learner_steps=_OFFLINE_STEPS.value,
+        agent=agent_config(_SEED.value),
+        max_learner_steps=_OFFLINE_STEPS.value,
         eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=3,
         checkpoint_every_s=30.0, seed=_SEED.value)
     launching.launch(offline)
@@ -92,7 +93,8 @@ def main(argv):
     finetune = config_lib.RunConfig(
         mode='finetune', task=TASK,
         run_dir=os.path.join(_RUN_DIR.value, 'finetune'), dataset=dataset,
-        agent=agent_config(online_fraction=0.5, samples_per_insert=32.0),
+        agent=agent_config(_SEED.value, online_fraction=0.5,
+                           samples_per_insert=32.0),
         num_actors=_NUM_ACTORS.value, max_learner_steps=total,
         eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=3,
         checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)

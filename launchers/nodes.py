@@ -9,11 +9,12 @@ is told to stop (`lp.wait_for_stop` / `lp.stop_event`), so every mode stops the
 same way and leaves no process behind.
 """
 
+import dataclasses
 import json
 import os
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from acme import core
 from acme import environment_loop
@@ -62,7 +63,9 @@ class DatasetLoader:
     self._config = run_config
     self._client = replay_client
 
-  def run(self):
+  def load(self, should_stop: Callable[[], bool] = lambda: False
+           ) -> Optional[Dict[str, Any]]:
+    """Fills the table; returns what it did, or None if stopped midway."""
     # Imported in the node: dataset reading needs only this worker.
     import environments  # pylint: disable=g-import-not-at-top
     agent = self._config.agent
@@ -77,21 +80,28 @@ class DatasetLoader:
 
       def progress(done: int):
         bar.update(done - bar.n)
-        if _stopping():
+        if should_stop():
           raise _Stopped()
 
       try:
-        replay.insert_offline(self._client, transitions, packer,
-                              agent.offline_block_size,
-                              np.random.default_rng(self._config.seed),
-                              on_progress=progress)
+        items = replay.insert_offline(
+            self._client, transitions, packer, agent.offline_block_size,
+            np.random.default_rng(self._config.seed), on_progress=progress)
       except _Stopped:
-        return
-    end = time.time()
-    _status(self._config, f'[data] loaded {total} transitions into '
-            f'"{replay.OFFLINE_TABLE}" in {end - start:.1f}s '
-            f'({total / max(end - start, 1e-9):,.0f}/s; dataset cache: '
-            f'{dataset.cache_status}, {ready - start:.1f}s to read)')
+        return None
+    return {'transitions': total, 'items': items,
+            'seconds': time.time() - start, 'read_seconds': ready - start,
+            'cache': dataset.cache_status}
+
+  def run(self):
+    stats = self.load(should_stop=_stopping)
+    if stats is None:
+      return
+    _status(self._config, f'[data] loaded {stats["transitions"]} transitions '
+            f'into "{replay.OFFLINE_TABLE}" in {stats["seconds"]:.1f}s '
+            f'({stats["transitions"] / max(stats["seconds"], 1e-9):,.0f}/s; '
+            f'dataset cache: {stats["cache"]}, {stats["read_seconds"]:.1f}s '
+            'to read)')
 
 
 class _Stopped(Exception):
@@ -330,14 +340,17 @@ class Evaluator:
     self._environment = environments.make_environment(
         run_config.task, seed=run_config.seed + 7)
     spec = specs.make_environment_spec(self._environment)
-    builder = make_builder(run_config, None)
+    # One parameter snapshot per evaluation: `evaluate` fetches it (a period
+    # of 1 makes every `update(wait=True)` fetch), and no fetch runs during
+    # episodes, so an evaluation scores one set of parameters.
+    builder = make_builder(dataclasses.replace(
+        run_config, agent=dataclasses.replace(run_config.agent,
+                                              variable_update_period=1)), None)
     networks = networks_lib.make_networks(spec, run_config.agent)
     self._actor = builder.make_actor(
         jax.random.PRNGKey(run_config.seed + 7),
         builder.make_policy(networks, evaluation=True),
         None, variable_source)
-    # One parameter snapshot per evaluation (fetched in `evaluate`), so no
-    # fetch runs during episodes.
     self._loop = environment_loop.EnvironmentLoop(
         self._environment, self._actor, logger=_NullLogger(),
         should_update=False)

@@ -178,15 +178,24 @@ def make_multi_step(networks: networks_module.PACNetworks,
 def init_training_state(networks: networks_module.PACNetworks,
                         optimizer: optax.GradientTransformation,
                         key: networks_lib.PRNGKey) -> TrainingState:
-  init_key, state_key = jax.random.split(key)
-  params = networks.init(init_key)
-  return TrainingState(
-      params=params,
-      # A copy, not the same buffers: the learner donates the whole state.
-      target_params=jax.tree.map(jnp.copy, params),
-      opt_state=optimizer.init(params),
-      steps=jnp.zeros((), jnp.int32),
-      key=state_key)
+  """Fresh parameters (target = a copy of them), optimiser state, step 0.
+
+  Jitted: run op by op, Haiku's initialisers take seconds on a CPU (one small
+  computation each); compiled, this is one computation, cached on disk.
+  """
+
+  def init(key):
+    init_key, state_key = jax.random.split(key)
+    params = networks.init(init_key)
+    return TrainingState(
+        params=params,
+        # A copy, not the same buffers: the learner donates the whole state.
+        target_params=jax.tree.map(jnp.copy, params),
+        opt_state=optimizer.init(params),
+        steps=jnp.zeros((), jnp.int32),
+        key=state_key)
+
+  return jax.jit(init)(key)
 
 
 def _as_transitions(batch: Batch) -> acme_types.Transition:

@@ -161,6 +161,9 @@ def make_online_adder(client: reverb.Client, n_step: int,
       priority_fns={ONLINE_TABLE: None})
 
 
+_FLUSH_EVERY = 24
+
+
 def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
                    packer: TransitionPacker, block_size: int,
                    rng: np.random.Generator,
@@ -178,16 +181,18 @@ def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
   groups = [g.reshape((-1, block_size) + g.shape[1:]) for g in packer.pack(
       tree.map_structure(lambda x: x[order], transitions._replace(extras=())))]
   blocks = groups[0].shape[0]
-  flush_every = max(1, 4096 // block_size)
   with client.trajectory_writer(num_keep_alive_refs=1) as writer:
     for i in range(blocks):
       writer.append([g[i] for g in groups])
       if i == 0:  # Live views of the columns: no tree work per item.
         columns = tree.flatten(writer.history)
       writer.create_item(OFFLINE_TABLE, 1.0, [c[-1] for c in columns])
-      if (i + 1) % flush_every == 0:
-        writer.flush(block_until_num_items=flush_every)
-        on_progress(min((i + 1) * block_size, count))
+      if (i + 1) % _FLUSH_EVERY == 0:
+        # At most 2 * _FLUSH_EVERY items in flight: Reverb logs a warning
+        # for every item added while ~50 or more are pending.
+        writer.flush(block_until_num_items=_FLUSH_EVERY)
+        if (i + 1) % (16 * _FLUSH_EVERY) == 0:
+          on_progress(min((i + 1) * block_size, count))
     writer.flush()
   on_progress(count)
   return blocks

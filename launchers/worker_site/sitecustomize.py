@@ -9,3 +9,9 @@ substrate works with TF 2.8), so Acme's JAX modules and our agent would fail.
 """
 
 import agents  # noqa: F401  (imports TFP's JAX substrate, then the Acme compat)
+
+import os as _os
+
+# Lower CPU priority, for workers that should yield to the learner.
+if _os.environ.get('PAC_NICE', '0') != '0':
+  _os.nice(int(_os.environ['PAC_NICE']))

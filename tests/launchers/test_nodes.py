@@ -1,0 +1,82 @@
+"""Nodes of the PAC program, driven directly (no Launchpad program around)."""
+
+import os
+import shutil
+
+import jax
+import numpy as np
+import reverb
+
+import environments
+from agents.pac import builder as builder_lib
+from agents.pac import config as pac_config
+from agents.pac import networks as networks_lib
+from agents.pac import replay
+from launchers import config as config_lib
+from launchers import nodes
+
+TASK = 'cartpole_swingup'
+
+
+class _CountingSource:
+  """A variable source serving a given parameter set, counting fetches."""
+
+  def __init__(self, params):
+    self.params = params
+    self.fetches = 0
+
+  def get_variables(self, names):
+    self.fetches += 1
+    return [self.params for _ in names]
+
+
+def test_evaluator_fetches_one_snapshot_per_evaluation(tmp_path):
+  agent = pac_config.PACConfig(variable_update_period=100, num_bins=5)
+  config = config_lib.RunConfig(mode='offline', task=TASK,
+                                run_dir=str(tmp_path), dataset='unused',
+                                agent=agent)
+  spec = environments.environment_spec(environments.make_environment(TASK, 0))
+  networks = networks_lib.make_networks(spec, agent)
+  zero = jax.tree.map(np.zeros_like, networks.init(jax.random.PRNGKey(0)))
+  source = _CountingSource(zero)
+  evaluator = nodes.Evaluator(config, source)
+  assert source.fetches == 1  # The actor's first fetch, at construction.
+  evaluator.evaluate(1)
+  assert source.fetches == 2  # Fresh parameters for every evaluation...
+  evaluator.evaluate(1)
+  assert source.fetches == 3  # ...and none during its 1000-step episodes.
+
+
+def test_dataset_loader_fills_the_table_cold_then_warm(tmp_path,
+                                                       cartpole_dataset):
+  path = str(tmp_path / 'data')
+  shutil.copytree(cartpole_dataset, path)
+  shutil.rmtree(os.path.join(path, 'cache'), ignore_errors=True)
+  agent = pac_config.PACConfig(offline_block_size=8, n_step=5)
+  config = config_lib.RunConfig(mode='offline', task=TASK,
+                                run_dir=str(tmp_path / 'run'), dataset=path,
+                                agent=agent)
+  count = environments.load_dataset(path).num_nstep_transitions(5)
+  spec = environments.load_dataset(path).spec
+  for expected_cache in ('built', 'warm'):
+    server = reverb.Server(builder_lib.PACBuilder(
+        agent, offline_table_size=count).make_replay_tables(spec))
+    client = reverb.Client(f'localhost:{server.port}')
+    try:
+      stats = nodes.DatasetLoader(config, client).load()
+      assert stats['cache'] == expected_cache
+      assert stats['transitions'] == count
+      assert stats['items'] == replay.num_blocks(count, 8)
+      assert client.server_info()[replay.OFFLINE_TABLE].current_size == (
+          stats['items'])
+    finally:
+      server.stop()
+  # Stopping midway leaves the loader with nothing to report.
+  server = reverb.Server(builder_lib.PACBuilder(
+      agent, offline_table_size=count).make_replay_tables(spec))
+  try:
+    client = reverb.Client(f'localhost:{server.port}')
+    assert nodes.DatasetLoader(config, client).load(
+        should_stop=lambda: True) is None
+  finally:
+    server.stop()
