@@ -6,7 +6,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The project's start-up hook (pac_site.py), read by every interpreter of the
+# venv: repository on sys.path, stack import order fixed in every process.
+PTH := $(VENV)/lib/python3.10/site-packages/pac.pth
 RUN_DIR ?= runs/main
+# More flags of launchers.main_job, e.g. RUN_ARGS="--offline_steps=500".
+RUN_ARGS ?=
 PYTEST_ARGS ?=
 
 # Python 3.10 is required: Launchpad 0.5.2 has wheels for cp37-cp310 only.
@@ -28,13 +33,13 @@ export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 .PHONY: setup run test test-fast bench data clean help
 
 help:
-	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR))"
+	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR), RUN_ARGS=...)"
 	@echo "make test      all tests (pytest)"
 	@echo "make test-fast tests without the 'integration' marker"
 	@echo "make bench     benchmarks -> benchmarks/results/"
 	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
 
-setup: $(STAMP)
+setup: $(PTH)
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -48,16 +53,19 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
-run: $(STAMP)
-	$(PY) -m launchers.main_job --run_dir=$(RUN_DIR)
+$(PTH): $(STAMP) pac_site.py
+	@printf '%s\nimport pac_site\n' "$(CURDIR)" > $(PTH)
 
-test: $(STAMP)
+run: $(PTH)
+	$(PY) -m launchers.main_job --run_dir=$(RUN_DIR) $(RUN_ARGS)
+
+test: $(PTH)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(PTH)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(PTH)
 	$(PY) -m benchmarks.env_throughput
 	$(PY) -m benchmarks.agent_throughput
 	$(PY) -m benchmarks.system_throughput

@@ -18,6 +18,7 @@ from launchers import program as program_lib
 def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
            isolate: bool = True) -> None:
   """Builds the program and runs it to its end (the controller stops it)."""
+  check_startup_hook()
   import launchpad as lp  # pylint: disable=g-import-not-at-top
   from launchpad.nodes.python import local_multi_processing  # pylint: disable=g-import-not-at-top
   program = program_lib.make_program(config)
@@ -31,12 +32,6 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
             f'run on loopback: {reason}', file=sys.stderr)
     else:
       print('[run] network: private namespace, loopback only', flush=True)
-  # Workers are fresh interpreters: they need the repository on their path
-  # (to unpickle our nodes) and the start-up hook in worker_site/.
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  os.environ['PYTHONPATH'] = os.pathsep.join(
-      [os.path.join(root, 'launchers', 'worker_site'), root] +
-      [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
   log_dir = config.path('logs', 'nodes')
   os.makedirs(log_dir, exist_ok=True)
   _set_launchpad_log_dir(log_dir)
@@ -53,7 +48,7 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   resources['learner'] = local_multi_processing.PythonProcess(
       env=cpu_threads_env(config.learner_cpu_threads))
   # Actors and evaluators yield the CPU to the learner on a shared machine
-  # (read by the workers' start-up hook, worker_site/sitecustomize.py).
+  # (read by the start-up hook, pac_site.py).
   for group in ('actor', 'evaluator'):
     if group in resources:
       resources[group] = local_multi_processing.PythonProcess(
@@ -69,6 +64,20 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   finally:
     done.set()
     follower.join()
+
+
+def check_startup_hook() -> None:
+  """Raises `RunConfigError` unless this Python has the project's hook.
+
+  Launchpad's workers are fresh interpreters of this same Python; without
+  the hook (`pac_site.py`, installed into the venv by `make setup`) they
+  cannot import the agent (see that module).
+  """
+  if 'pac_site' not in sys.modules:
+    raise config_lib.RunConfigError(
+        f'{sys.executable} lacks the project\'s start-up hook (pac.pth), so '
+        'Launchpad workers could not import the agent. Use the project\'s '
+        'venv (make setup creates it: .venv/bin/python -m launchers.run ...).')
 
 
 def cpu_threads_env(count: int) -> dict:

@@ -6,12 +6,11 @@ importing `acme.jax.utils` fails with `module 'jax' has no attribute 'xla'`. The
 aliases below point the old names at their current equivalents. Nothing else in Acme
 is patched.
 
-Import order matters twice, and `install()` handles both:
-  * TensorFlow Probability 0.25 refuses TF 2.8 if TensorFlow is imported first, so the
-    JAX substrate of TFP is imported before anything imports TensorFlow.
-  * Launchpad's `local_mp` workers are fresh interpreters; every package of this
-    project calls `install()` from its `__init__`, so a worker that unpickles any of
-    our node functions has the aliases before Acme's JAX modules load.
+Import order matters: TensorFlow Probability 0.25 refuses TF 2.8 if TensorFlow is
+imported first, so `install()` imports TFP's JAX substrate before anything imports
+TensorFlow. `agents/__init__` calls it, and the venv's start-up hook (`pac_site.py`)
+imports `agents` in every process before Reverb or Acme's JAX modules load,
+including Launchpad workers of a user's own program.
 """
 
 import types

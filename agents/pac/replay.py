@@ -32,6 +32,15 @@ def transition_signature(
   return adders_reverb.NStepTransitionAdder.signature(environment_spec)
 
 
+def example_batch(environment_spec: specs.EnvironmentSpec,
+                  batch_size: int) -> acme_types.Transition:
+  """Zeros shaped and typed as a batch of `MixedReplayIterator` ([B, ...])."""
+  return tree.map_structure(
+      lambda spec: np.zeros((batch_size, *spec.shape),
+                            spec.dtype.as_numpy_dtype),
+      transition_signature(environment_spec))
+
+
 class TransitionPacker:
   """Packs transitions into one 2-D array per dtype, and back.
 
@@ -221,8 +230,11 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
                batch_size: int,
                online_fraction_at: Callable[[int], float],
                block_size: int,
-               num_parallel_calls: int = 2):
+               num_parallel_calls: int = 2,
+               wait_timeout_ms: int = 1000):
     self._server_address = server_address
+    self._wait_timeout_ms = wait_timeout_ms
+    self._info: Optional[Dict[str, object]] = None
     self._batch_size = batch_size
     self._online_fraction_at = online_fraction_at
     self._packer: Optional[TransitionPacker] = None
@@ -238,19 +250,38 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
                        self._batch_size))
     return self._batch_size - online, online
 
+  def _server_info(self) -> Dict[str, object]:
+    if self._info is None:  # Once: later streams need no server round trip.
+      self._info = reverb.Client(self._server_address).server_info()
+    return self._info
+
   def _sample(self, table: str, items: int) -> reverb.ReplaySample:
-    current = self._streams.get(table)
-    if current is None or current[0] != items:
-      dataset = reverb.TrajectoryDataset.from_table_signature(
-          server_address=self._server_address,
-          table=table,
-          max_in_flight_samples_per_worker=2 * items,
-          num_workers_per_iterator=self._num_parallel_calls)
-      dataset = dataset.batch(items, drop_remainder=True).prefetch(
-          tf.data.AUTOTUNE)
-      current = (items, dataset.as_numpy_iterator())
-      self._streams[table] = current
-    return next(current[1])
+    """The next `items` items of `table`, waiting as long as it takes.
+
+    Waits return to Python every `wait_timeout_ms`: a stream held that long by
+    the rate limiter ends and a new one is made. That is what lets a stop
+    request (Launchpad raises `SystemExit` in the waiting thread) end a
+    learner whose tables receive no more inserts.
+    """
+    while True:
+      current = self._streams.get(table)
+      try:
+        if current is None or current[0] != items:
+          signature = self._server_info()[table].signature
+          dataset = reverb.TrajectoryDataset(
+              server_address=self._server_address, table=table,
+              dtypes=tree.map_structure(lambda x: x.dtype, signature),
+              shapes=tree.map_structure(lambda x: x.shape, signature),
+              max_in_flight_samples_per_worker=2 * items,
+              num_workers_per_iterator=self._num_parallel_calls,
+              rate_limiter_timeout_ms=self._wait_timeout_ms)
+          dataset = dataset.batch(items, drop_remainder=True).prefetch(
+              tf.data.AUTOTUNE)
+          current = (items, dataset.as_numpy_iterator())
+          self._streams[table] = current
+        return next(current[1])
+      except StopIteration:  # Held by the rate limiter: wait on a new one.
+        del self._streams[table]
 
   def __next__(self) -> acme_types.Transition:
     if self._next_step is None:
@@ -260,8 +291,8 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
     parts = []
     if offline_rows:
       if self._packer is None:
-        info = reverb.Client(self._server_address).server_info()
-        self._packer = TransitionPacker(info[ONLINE_TABLE].signature)
+        self._packer = TransitionPacker(
+            self._server_info()[ONLINE_TABLE].signature)
       blocks = self._sample(OFFLINE_TABLE,
                             num_blocks(offline_rows, self._block_size))
       rows = self._packer.unpack(blocks.data)  # [blocks, block_size, ...]

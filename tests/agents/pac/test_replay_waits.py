@@ -1,0 +1,72 @@
+"""MixedReplayIterator's waits on a rate limiter.
+
+They return to Python at least every `wait_timeout_ms`, so a stop request
+(Launchpad raises SystemExit in the waiting thread) can end a learner whose
+tables get no more data.
+"""
+
+import threading
+import time
+
+from acme import specs
+from acme import types as acme_types
+import numpy as np
+import reverb
+
+from agents.pac import replay
+
+SPEC = specs.EnvironmentSpec(
+    observations={'position': specs.Array((3,), np.float32)},
+    actions=specs.BoundedArray((2,), np.float32, -1., 1.),
+    rewards=specs.Array((), np.float32),
+    discounts=specs.BoundedArray((), np.float32, 0., 1.))
+
+
+def _server():
+  return reverb.Server([
+      replay.make_offline_table(SPEC, max_transitions=8, min_transitions=1,
+                                block_size=1),
+      replay.make_online_table(SPEC, max_size=100, min_size=4,
+                               samples_per_insert=None, error_buffer=1.)])
+
+
+def _insert_online(client, count):
+  obs = {'position': np.zeros(3, np.float32)}
+  with client.trajectory_writer(num_keep_alive_refs=1) as writer:
+    for _ in range(count):
+      writer.append(acme_types.Transition(obs, np.zeros(2, np.float32),
+                                          np.float32(1.), np.float32(1.), obs,
+                                          ()))
+      writer.create_item(replay.ONLINE_TABLE, 1.0, acme_types.Transition(
+          {'position': writer.history.observation['position'][-1]},
+          writer.history.action[-1], writer.history.reward[-1],
+          writer.history.discount[-1],
+          {'position': writer.history.next_observation['position'][-1]}, ()))
+    writer.flush()
+
+
+def _iterator(server, **kwargs):
+  return replay.MixedReplayIterator(
+      f'localhost:{server.port}', batch_size=2,
+      online_fraction_at=lambda step: 1.0, block_size=1,
+      wait_timeout_ms=200, **kwargs)
+
+
+def test_a_held_wait_keeps_waiting_and_returns_once_data_arrives():
+  server = _server()
+  client = reverb.Client(f'localhost:{server.port}')
+  try:
+    iterator = _iterator(server)
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(batch=next(iterator)), daemon=True)
+    thread.start()
+    time.sleep(1.0)  # Several 200 ms waits end and restart meanwhile.
+    assert thread.is_alive()
+    _insert_online(client, 4)  # min_size reached: sampling may proceed.
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    np.testing.assert_array_equal(result['batch'].reward, [1., 1.])
+  finally:
+    server.stop()
+
