@@ -41,8 +41,7 @@ from typing import Any, Dict
 from absl import app
 from absl import flags
 
-import agents  # noqa: F401  pylint: disable=unused-import  (before TF)
-import launchers  # noqa: F401  pylint: disable=unused-import  (JAX cache)
+import agents  # noqa: F401  pylint: disable=unused-import  (before TF; JAX cache)
 from benchmarks import common
 
 _EPISODES = flags.DEFINE_integer(

@@ -127,6 +127,9 @@ class PACBuilder(builders.ActorLearnerBuilder):
     if isinstance(dataset, replay.MixedReplayIterator):
       # The online-fraction schedule follows the learner's (restorable) step.
       dataset.step_source = lambda: learner.num_steps
+    # Before the learner serves parameters (see `PACLearner.compile`).
+    learner.compile(replay.example_batch(networks.environment_spec,
+                                         self._config.batch_size))
     return learner
 
   def make_policy(self, networks: networks_module.PACNetworks,

@@ -199,10 +199,15 @@ def init_training_state(networks: networks_module.PACNetworks,
 
 
 def _as_transitions(batch: Batch) -> acme_types.Transition:
-  """Replay yields `ReplaySample(info, data)`; in-memory iterators yield data."""
+  """The transitions of a batch, without extras (the loss uses none).
+
+  Replay yields `ReplaySample(info, data)`; in-memory iterators yield data,
+  which may carry extras (our datasets' `log_prob`): dropping them keeps one
+  compiled step for every source (see `PACLearner.compile`).
+  """
   if isinstance(batch, reverb.ReplaySample):
-    return batch.data
-  return batch
+    batch = batch.data
+  return batch._replace(extras=())
 
 
 class PACLearner(acme.Learner):
@@ -284,6 +289,25 @@ class PACLearner(acme.Learner):
             self._batches, buffer_size=self._config.prefetch_batches + 1,
             device=jax.devices()[0])
     return next(self._batches)
+
+  def compile(self, example: acme_types.Transition) -> None:
+    """Compiles the learner's call for batches shaped like `example` [B, ...].
+
+    Runs one call with no step active on a copy of the state: nothing
+    changes, and the first call on real data starts training at once. The
+    builder calls it before the learner serves parameters, so actors (which
+    wait for the first parameters) never run ahead of a learner that is still
+    compiling (up to a minute on a CPU), and a step limit cannot stop the
+    program in the middle of a compile, which Launchpad answers by killing
+    every process.
+    """
+    batches = jax.tree.map(
+        lambda x: np.broadcast_to(x, (self._steps_per_call, *x.shape)),
+        example)
+    if self._config.prefetch_batches:  # As the prefetch thread places them.
+      batches = jax.device_put(batches, jax.devices()[0])
+    state = jax.tree.map(jnp.copy, self._state)
+    jax.block_until_ready(self._multi_step(state, batches, np.int32(0)))
 
   def step(self, max_steps: Optional[int] = None):
     """Runs `steps_per_call` SGD steps, or `max_steps` if that is fewer."""

@@ -272,6 +272,8 @@ class PACNetworks:
     action_dim: A, the (padded) action size.
     num_bins: K.
     num_atoms: Number of critic atoms.
+    environment_spec: The spec the network was built for (the learner
+      compiles its step for it before any data arrives).
   """
   init: Callable[[jax.Array], Params]
   encode: Callable[[Params, Observation], jnp.ndarray]
@@ -282,6 +284,7 @@ class PACNetworks:
   action_dim: int
   num_bins: int
   num_atoms: int
+  environment_spec: specs.EnvironmentSpec
 
   def action_mask(self, observation: Observation) -> jnp.ndarray:
     """[B, A] float mask of real action dims (all ones without the key)."""
@@ -377,7 +380,8 @@ def make_networks(spec: specs.EnvironmentSpec,
                          dtype=jnp.float32),
       action_dim=action_dim,
       num_bins=config.num_bins,
-      num_atoms=config.num_atoms)
+      num_atoms=config.num_atoms,
+      environment_spec=spec)
 
 
 # ----------------------------------------------------------------------------

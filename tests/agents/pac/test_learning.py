@@ -19,6 +19,7 @@ import reverb
 from agents.pac import config as config_lib
 from agents.pac import learning
 from agents.pac import networks as networks_lib
+from agents.pac import replay
 
 _TINY_NETWORK = config_lib.NetworkConfig(
     embed_dim=32, num_latents=4, num_self_attention_blocks=1, num_heads=2,
@@ -414,6 +415,28 @@ def test_k_steps_per_call_equal_k_single_steps(networks, prefetch):
   # One log line per call, with the metrics of its last step.
   assert len(multi_log.data) == 2 and len(single_log.data) == 8
   assert multi_log.data[-1]['loss/total'] == single_log.data[-1]['loss/total']
+
+
+@pytest.mark.parametrize('prefetch', [0, 2])
+def test_compile_changes_nothing_and_spares_the_first_call_a_compile(
+    networks, prefetch):
+  """What the builder does before serving parameters (`PACLearner.compile`)."""
+  batches = [_transitions(seed=220 + i) for i in range(4)]
+  plain, _ = _make_learner(networks, iter(batches), seed=5,
+                           config=_fast(2, prefetch))
+  compiled, _ = _make_learner(networks, iter(batches), seed=5,
+                              config=_fast(2, prefetch))
+  compiled.compile(replay.example_batch(_SPEC, _BATCH))
+  assert compiled.num_steps == 0
+  _assert_trees_equal(compiled.state, plain.state)
+  for learner in (plain, compiled):
+    learner.step()
+    learner.step()
+  _assert_trees_equal(compiled.state, plain.state)
+  # The example's shapes and dtypes are the data's: no extra compile.
+  sizes = [learner._multi_step._cache_size()  # pylint: disable=protected-access
+           for learner in (plain, compiled)]
+  assert sizes[0] == sizes[1], sizes
 
 
 def test_a_short_last_call_runs_only_the_steps_asked_for(networks):
