@@ -12,10 +12,14 @@ import json
 import os
 import platform
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           'results')
+from absl import flags
+
+RESULTS_DIR = flags.DEFINE_string(
+    'results_dir',
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results'),
+    'Where the JSON and PNG go (the committed results by default).')
 _PACKAGES = ('jax', 'jaxlib', 'dm-haiku', 'dm-acme', 'dm-reverb',
              'dm-launchpad', 'numpy', 'tensorflow-cpu', 'mujoco', 'dm_control',
              'envlogger')
@@ -66,10 +70,10 @@ def timed(fn: Callable[[], object]) -> Tuple[object, float]:
   return result, time.perf_counter() - start
 
 
-def write_results(name: str, results: Dict[str, object], monitor: LoadMonitor,
-                  directory: Optional[str] = None) -> str:
+def write_results(name: str, results: Dict[str, object],
+                  monitor: LoadMonitor) -> str:
   """Adds machine, date and load to `results`; writes `<name>.json`."""
-  directory = directory or RESULTS_DIR
+  directory = RESULTS_DIR.value
   os.makedirs(directory, exist_ok=True)
   results = dict(results, machine=machine_info(),
                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(),

@@ -76,6 +76,9 @@ class RunConfig:
     _require(self.mode in MODES, 'mode', self.mode,
              f'one of {", ".join(MODES)}')
     _require(bool(self.run_dir), 'run_dir', self.run_dir, 'a directory path')
+    _require(not os.path.exists(self.run_dir) or os.path.isdir(self.run_dir),
+             'run_dir', self.run_dir,
+             'a directory, but a file has that name; choose another path')
     for name in ('max_learner_steps', 'eval_every_steps', 'eval_episodes',
                  'rounds', 'episodes_per_round', 'steps_per_round'):
       value = getattr(self, name)

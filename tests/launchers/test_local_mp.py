@@ -14,34 +14,21 @@ import uuid
 
 import pytest
 
+from tests import processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 TASK = 'cartpole_swingup'
 
 
 def _launch(run_dir, dataset, token, *extra):
-  env = dict(os.environ, PAC_TEST_TOKEN=token)
+  env = dict(os.environ, **{processes.TOKEN_VARIABLE: token})
   return subprocess.Popen(
       [sys.executable, '-m', 'launchers.run', '--mode=offline',
        f'--task={TASK}', f'--dataset={dataset}', f'--run_dir={run_dir}',
        '--batch_size=16', '--eval_episodes=1', *extra],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True)
-
-
-def _processes_with(token):
-  """PIDs whose environment carries `token` (the run's processes)."""
-  found = []
-  for pid in os.listdir('/proc'):
-    if not pid.isdigit() or int(pid) == os.getpid():
-      continue
-    try:
-      with open(f'/proc/{pid}/environ', 'rb') as f:
-        if f'PAC_TEST_TOKEN={token}'.encode() in f.read():
-          found.append(int(pid))
-    except OSError:
-      pass
-  return found
 
 
 def _wait_for_file(path, process, timeout):
@@ -81,7 +68,7 @@ def test_local_mp_run_stops_by_itself_and_leaves_no_process(
   assert '| eval | learner steps |' in output, output
   assert os.path.exists(os.path.join(run_dir, 'eval_return.png'))
   time.sleep(1.0)
-  assert _processes_with(token) == []
+  assert processes.processes_with(token) == []
 
 
 @pytest.mark.integration
@@ -105,7 +92,7 @@ def test_killed_learner_resumes_from_its_last_checkpoint(
   # Launchpad notices the dead worker and stops the run with an error.
   assert process.returncode != 0, output
   time.sleep(1.0)
-  assert _processes_with(token) == []
+  assert processes.processes_with(token) == []
 
   restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
                     f'--max_learner_steps={saved_before_kill + 10}',
@@ -120,14 +107,21 @@ def test_killed_learner_resumes_from_its_last_checkpoint(
   assert f'[eval] learner_steps={saved_before_kill + 10}' in output, output
 
 
-def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path):
+@pytest.mark.parametrize('dataset,run_dir,named', [
+    ('missing', 'run', 'missing'),  # No dataset there.
+    ('data', 'file', 'a file has that name'),  # --run_dir names a file.
+])
+def test_cli_reports_bad_input_in_one_line_with_status_2(
+    tmp_path, cartpole_dataset, dataset, run_dir, named):
+  (tmp_path / 'file').write_text('not a directory')
+  dataset = cartpole_dataset if dataset == 'data' else f'{tmp_path}/{dataset}'
   process = subprocess.run(
       [sys.executable, '-m', 'launchers.run', '--mode=offline',
-       f'--task={TASK}', f'--dataset={tmp_path}/missing',
-       f'--run_dir={tmp_path}/run'],
+       f'--task={TASK}', f'--dataset={dataset}',
+       f'--run_dir={tmp_path}/{run_dir}'],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert process.returncode == 2, process.stderr
-  errors = [line for line in process.stderr.splitlines()
-            if line.startswith('error:')]
-  assert len(errors) == 1 and 'missing' in errors[0], process.stderr
-  assert 'Traceback' not in process.stderr
+  # One line and nothing else: no traceback, no dependency's banner.
+  lines = process.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error:'), process.stderr
+  assert named in lines[0], process.stderr
