@@ -277,8 +277,11 @@ class PACLearner(acme.Learner):
   def _stacked_batches(self) -> Iterator[acme_types.Transition]:
     """K batches from the iterator as one [K, B, ...] batch."""
     while True:
-      batches = [_as_transitions(next(self._iterator))
-                 for _ in range(self._steps_per_call)]
+      try:
+        batches = [_as_transitions(next(self._iterator))
+                   for _ in range(self._steps_per_call)]
+      except StopIteration:  # The data ended: so do the batches.
+        return
       yield jax.tree.map(lambda *xs: np.stack(xs), *batches)
 
   def _next_batches(self) -> Any:
@@ -293,8 +296,8 @@ class PACLearner(acme.Learner):
   def compile(self, example: acme_types.Transition) -> None:
     """Compiles the learner's call for batches shaped like `example` [B, ...].
 
-    Runs one call with no step active on a copy of the state: nothing
-    changes, and the first call on real data starts training at once. The
+    Runs one call with no step active: the state comes back unchanged, and
+    the first call on real data starts training at once. The
     builder calls it before the learner serves parameters, so actors (which
     wait for the first parameters) never run ahead of a learner that is still
     compiling (up to a minute on a CPU), and a step limit cannot stop the
@@ -306,8 +309,9 @@ class PACLearner(acme.Learner):
         example)
     if self._config.prefetch_batches:  # As the prefetch thread places them.
       batches = jax.device_put(batches, jax.devices()[0])
-    state = jax.tree.map(jnp.copy, self._state)
-    jax.block_until_ready(self._multi_step(state, batches, np.int32(0)))
+    with self._lock:
+      self._state, _ = self._multi_step(self._state, batches, np.int32(0))
+      jax.block_until_ready(self._state)
 
   def step(self, max_steps: Optional[int] = None):
     """Runs `steps_per_call` SGD steps, or `max_steps` if that is fewer."""

@@ -1,21 +1,16 @@
 """PACBuilder inside Acme's own layouts, on a real MuJoCo task.
 
 This is what "drop PAC into an Acme experiment" means: the builder runs under
-`acme.jax.layouts.local_layout.LocalLayout` and
-`acme.jax.layouts.distributed_layout.DistributedLayout` (launched with
-Launchpad's `test_mt`), with the real Reverb server, and the learner trains.
+`acme.jax.layouts.local_layout.LocalLayout` with the real Reverb server, and
+the learner trains. `DistributedLayout` under Launchpad's `local_mp` is the
+README's example program, run by tests/test_docs.py.
 """
-
-import time
 
 from acme import environment_loop
 from acme import specs
-from acme.jax.layouts import distributed_layout
 from acme.jax.layouts import local_layout
 from acme.utils import loggers
-import launchpad as lp
 import numpy as np
-import pytest
 import reverb
 
 import environments
@@ -84,58 +79,3 @@ def test_local_layout_trains_on_cartpole(tmp_path):
   learner_steps = agent._learner.num_steps  # pylint: disable=protected-access
   # One learner step per env step once `min_replay_size` transitions exist.
   assert learner_steps >= 200, learner_steps
-
-
-_OBSERVED_COUNTS = []
-
-
-class _CountRecorder:
-  """An evaluator-slot worker that records the shared counts, then stops."""
-
-  def __init__(self, counter, target_learner_steps: int):
-    self._counter = counter
-    self._target = target_learner_steps
-
-  def run(self):
-    deadline = time.time() + 600
-    while time.time() < deadline:
-      counts = self._counter.get_counts()
-      _OBSERVED_COUNTS.append(counts)
-      if counts.get('learner_steps', 0) >= self._target:
-        break
-      time.sleep(0.5)
-    lp.stop()
-
-
-@pytest.mark.integration
-def test_distributed_layout_trains_under_test_mt(tmp_path):
-  """Acme's DistributedLayout (replay, counter, learner, actor) under test_mt."""
-  config = _config()
-  builder = builder_lib.PACBuilder(config)
-
-  def environment_factory(seed):
-    return environments.make_environment(TASK, seed=seed)
-
-  def network_factory(spec):
-    return networks_lib.make_networks(spec, config)
-
-  def recorder_factory(random_key, variable_source, counter, make_actor):
-    del random_key, variable_source, make_actor
-    return _CountRecorder(counter, target_learner_steps=200)
-
-  layout = distributed_layout.DistributedLayout(
-      seed=0, environment_factory=environment_factory,
-      network_factory=network_factory, builder=builder,
-      policy_network=builder.make_policy, num_actors=1,
-      evaluator_factories=[recorder_factory],
-      checkpointing_config=distributed_layout.CheckpointingConfig(
-          directory=str(tmp_path), add_uid=False))
-  _OBSERVED_COUNTS.clear()
-  lp.launch(layout.build(), launch_type='test_mt').wait()
-  final = _OBSERVED_COUNTS[-1]
-  # online_fraction=1: every batch came from the actor's inserts (Acme's loop
-  # counts actor steps only at episode end, so they are not checked here).
-  assert final['learner_steps'] >= 200, final
-  # The learner's step count grew while the program ran.
-  learner_steps = [c.get('learner_steps', 0) for c in _OBSERVED_COUNTS]
-  assert np.all(np.diff(learner_steps) >= 0)
