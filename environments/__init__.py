@@ -12,7 +12,13 @@ also lets the CLI configure EnvLogger's C++ logging before EnvLogger loads.
 """
 
 import importlib
+import os
 from typing import Any, List
+
+# Headless by default: nothing here opens a window, and without a display
+# dm_control's default (GLFW) prints an X11 warning in every process. Set
+# MUJOCO_GL yourself (e.g. glfw, osmesa) to choose another backend.
+os.environ.setdefault('MUJOCO_GL', 'egl')
 
 _EXPORTS = {
     'Dataset': 'dataset',

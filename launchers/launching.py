@@ -5,9 +5,11 @@ defines no flags so that both can use it.
 """
 
 import os
+import signal
 import sys
 import threading
 import time
+from typing import List
 
 from launchers import config as config_lib
 from launchers import isolation
@@ -53,17 +55,75 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
     if group in resources:
       resources[group] = local_multi_processing.PythonProcess(
           env={**cpu_threads_env(1), 'PAC_NICE': str(config.actor_niceness)})
+  finished = config.path(nodes.FINISHED_FILE)
+  if os.path.exists(finished):
+    os.remove(finished)  # A previous run's end, not this one's.
   manager = lp.launch(program, launch_type='local_mp',
                       terminal='output_to_files', local_resources=resources)
+  received = _record_signals()
+  # Launchpad's own record of its processes, read to name a dead node.
+  workers = {label: list(processes) for label, processes in
+             manager._active_workers.items()}  # pylint: disable=protected-access
+  # Nodes blocked on a dead one (a call to it never returns) are killed when
+  # Launchpad's notice ends; it would kill this process too, before it could
+  # say what happened.
+  manager._kill_main_thread = False  # pylint: disable=protected-access
   done = threading.Event()
   follower = threading.Thread(
       target=_follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
   follower.start()
   try:
     manager.wait()
+  except RuntimeError as e:  # A worker failed; Launchpad is stopping the rest.
+    dead = [f'{label} (exit {process.returncode})'  # Labels: 'actor/1'.
+            for label, processes in workers.items() for process in processes
+            if process.poll() not in (0, None)]
+    manager.wait(raise_error=False)
+    raise NodeFailed(dead, config.run_dir) from e
   finally:
     done.set()
     follower.join()
+  # The controller stops a finished run with SIGTERM too; it leaves a mark.
+  if received and not os.path.exists(finished):
+    raise Interrupted(received[0], config.run_dir)
+
+
+class Interrupted(Exception):
+  """The run was stopped by a signal; every node checkpointed on its way."""
+
+  def __init__(self, signum: int, run_dir: str):
+    self.signum = signum
+    self.exit_status = 128 + signum  # 130 for SIGINT, 143 for SIGTERM.
+    super().__init__(
+        f'[run] stopped by {signal.Signals(signum).name}; every node '
+        f'checkpointed. Rerun the same command to resume (run directory '
+        f'{run_dir}).')
+
+
+class NodeFailed(Exception):
+  """A node died (crashed or killed); the run stopped with it."""
+
+  def __init__(self, dead: List[str], run_dir: str):
+    super().__init__(
+        f'error: node {", ".join(dead) or "?"} died, so the run stopped; its '
+        f'output is in {os.path.join(run_dir, "logs", "nodes")}. Resume from '
+        f'the last checkpoints by rerunning the same command (run directory '
+        f'{run_dir}).')
+
+
+def _record_signals() -> List[int]:
+  """Notes SIGINT and SIGTERM, then passes them to Launchpad's handlers."""
+  received = []
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    previous = signal.getsignal(signum)
+
+    def handler(number, frame, previous=previous):
+      received.append(number)
+      if callable(previous):
+        previous(number, frame)
+
+    signal.signal(signum, handler)
+  return received
 
 
 def check_startup_hook() -> None:

@@ -99,6 +99,12 @@ def main(argv):
         eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=3,
         checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)
     launching.launch(finetune)
+  except launching.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
+  except launching.NodeFailed as e:
+    print(e, file=sys.stderr)
+    sys.exit(1)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -10,6 +10,7 @@ same way and leaves no process behind.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -25,6 +26,7 @@ from acme.utils import counting
 import dm_env
 import jax
 import launchpad as lp
+from launchpad import address as lp_address
 import numpy as np
 import reverb
 import tensorflow as tf
@@ -38,6 +40,19 @@ from launchers import logs
 from launchers import plotting
 
 STATUS_FILE = 'status.log'
+# Reverb's own checkpoint of the replay tables (the latest only), taken by the
+# learner right after each checkpoint of its own, and what it held.
+REPLAY_CHECKPOINT_DIR = os.path.join('checkpoints', 'replay')
+REPLAY_SAVED_FILE = os.path.join('checkpoints', 'replay_saved.json')
+# Written by the controller just before it stops a run that reached its end:
+# Launchpad stops a local program with the same SIGTERM a user may send, and
+# this tells the launcher which of the two it got.
+FINISHED_FILE = 'finished'
+# Written by the learner once its last step and checkpoint are done; the
+# replay and counter nodes serve until then (at most REPLAY_GRACE_S after a
+# stop).
+LEARNER_STOPPED_FILE = os.path.join('checkpoints', 'learner_stopped.json')
+REPLAY_GRACE_S = 7.0  # Launchpad kills every node 10 s after a stop.
 
 # Acme's checkpointer re-traces a tf.function on every save; TF warns each time.
 tf.get_logger().setLevel('ERROR')
@@ -74,6 +89,12 @@ class DatasetLoader:
     transitions = dataset.transitions(agent.n_step, agent.discount)
     ready = time.time()
     total = len(transitions.reward)
+    held = self._client.server_info()[replay.OFFLINE_TABLE].current_size
+    if held == replay.num_blocks(total, agent.offline_block_size):
+      # Restored with the replay checkpoint of a resumed run.
+      return {'transitions': total, 'items': held, 'restored': True}
+    if held:  # Never checkpointed so; but a part must not be loaded twice.
+      self._client.reset(replay.OFFLINE_TABLE)
     packer = replay.TransitionPacker.for_spec(dataset.spec)
     with tqdm.tqdm(total=total, desc='load offline', unit='tr',
                    mininterval=2.0) as bar:
@@ -97,6 +118,10 @@ class DatasetLoader:
     stats = self.load(should_stop=_stopping)
     if stats is None:
       return
+    if stats.get('restored'):
+      _status(self._config, f'[data] "{replay.OFFLINE_TABLE}" restored from '
+              f'the replay checkpoint ({stats["transitions"]} transitions)')
+      return
     _status(self._config, f'[data] loaded {stats["transitions"]} transitions '
             f'into "{replay.OFFLINE_TABLE}" in {stats["seconds"]:.1f}s '
             f'({stats["transitions"] / max(stats["seconds"], 1e-9):,.0f}/s; '
@@ -106,6 +131,73 @@ class DatasetLoader:
 
 class _Stopped(Exception):
   """The program stopped while the loader was inserting."""
+
+
+class ReplayNode(lp.ReverbNode):
+  """Launchpad's Reverb node, with the tables checkpointed at the end.
+
+  A resumed run's server restores the latest checkpoint (Reverb's own
+  checkpointer, in `REPLAY_CHECKPOINT_DIR`). The learner checkpoints the
+  tables with each of its own checkpoints; at a stop, this node keeps serving
+  until the learner has taken its last step and saved (a learner sampling
+  from a stopped server would wait forever), then takes the final checkpoint
+  itself, so a run stopped by Ctrl-C or SIGTERM loses no experience.
+  """
+
+  def __init__(self, tables_fn: Callable[[], List[reverb.Table]],
+               run_config: config_lib.RunConfig):
+    super().__init__(tables_fn, checkpoint_ctor=functools.partial(
+        reverb.checkpointers.DefaultCheckpointer,
+        path=run_config.path(REPLAY_CHECKPOINT_DIR)))
+    self._config = run_config
+
+  def run(self):
+    # As `lp.ReverbNode.run`, with the final checkpoint.
+    server = reverb.Server(
+        tables=self._priority_tables_fn(),
+        port=lp_address.get_port_from_address(self._address.resolve()),
+        checkpointer=self._checkpoint_ctor())
+    lp.wait_for_stop()
+    learner = _serve_until_learner_stopped(self._config)
+    if learner and learner['offline_ready']:
+      _checkpoint_replay(server.localhost_client(), self._config,
+                         learner['step'])
+    server.stop()
+
+
+def _serve_until_learner_stopped(
+    run_config: config_lib.RunConfig) -> Optional[Dict[str, Any]]:
+  """After a stop, waits for the learner's last step and save.
+
+  The nodes the learner calls (replay, counter) keep serving until then: a
+  call to a node that has gone waits forever, and Launchpad would kill the
+  whole program (and lose its last checkpoint). Returns the learner's
+  `LEARNER_STOPPED_FILE`, or None if it did not come within
+  `REPLAY_GRACE_S`.
+  """
+  marker = run_config.path(LEARNER_STOPPED_FILE)
+  deadline = time.time() + REPLAY_GRACE_S
+  while not os.path.exists(marker) and time.time() < deadline:
+    time.sleep(0.1)
+  if not os.path.exists(marker):
+    return None
+  with open(marker) as f:
+    return json.load(f)
+
+
+def _checkpoint_replay(client: reverb.Client,
+                       run_config: config_lib.RunConfig,
+                       learner_step: int) -> None:
+  """Checkpoints the tables, then records what they held.
+
+  Sizes are read first: the checkpoint holds at least these (actors may
+  insert in between). Reverb writes the new checkpoint, then drops the older.
+  """
+  info = client.server_info()
+  client.checkpoint()
+  _write_atomic(run_config.path(REPLAY_SAVED_FILE), json.dumps({
+      'learner_step': learner_step,
+      'items': {name: table.current_size for name, table in info.items()}}))
 
 
 class CounterNode:
@@ -131,6 +223,7 @@ class CounterNode:
   def run(self):
     while not lp.wait_for_stop(1.0):
       self._checkpointer.save()
+    _serve_until_learner_stopped(self._config)
     self._checkpointer.save(force=True)
 
 
@@ -153,8 +246,14 @@ class LearnerNode(core.VariableSource):
     self._num_offline = num_offline_transitions
     builder = make_builder(run_config, num_offline_transitions)
     networks = networks_lib.make_networks(environment_spec, run_config.agent)
+    if os.path.exists(run_config.path(LEARNER_STOPPED_FILE)):
+      os.remove(run_config.path(LEARNER_STOPPED_FILE))  # A previous run's.
+    iterator = builder.make_dataset_iterator(replay_client)
+    # The event itself: the prefetch thread cannot look it up (Launchpad
+    # keeps it per node thread).
+    iterator.should_stop = lp.stop_event().is_set
     self._learner = builder.make_learner(
-        jax.random.PRNGKey(run_config.seed), networks, builder.make_dataset_iterator(replay_client),
+        jax.random.PRNGKey(run_config.seed), networks, iterator,
         replay_client,
         # Sync every step (Acme's default is once a second), so the shared
         # count always equals the learner's step when the controller looks.
@@ -174,16 +273,31 @@ class LearnerNode(core.VariableSource):
     if self._learner.num_steps:
       _status(run_config, f'[learner] resumed at step '
               f'{self._learner.num_steps}')
+      online = replay_client.server_info()[replay.ONLINE_TABLE].current_size
+      _status(run_config, f'[replay] resumed with {online} online items')
+    # Replay is checkpointed only once the offline table is complete, so a
+    # restored offline table is always the whole dataset.
+    self._offline_ready = False
     self._budget = (0 if run_config.mode == 'selfimprove' else
                     run_config.max_learner_steps)
 
   def _save(self, force: bool = False):
-    """Checkpoints (if due) and records the saved step next to it."""
-    if self._checkpointer.save(force=force):
-      path = os.path.join(self._checkpointer.directory, 'saved_step.txt')
-      with open(path + '.tmp', 'w') as f:
-        f.write(str(self._learner.num_steps))
-      os.replace(path + '.tmp', path)
+    """Checkpoints the learner (if due), then the replay tables.
+
+    Each is recorded next to it once complete: the learner's step in
+    `saved_step.txt`, the tables' sizes in `REPLAY_SAVED_FILE`. A run killed
+    outright (kill -9 of every process) loses at most what came after the
+    last pair: learner steps and online inserts of up to
+    `checkpoint_every_s` seconds (plus one checkpoint's duration). A stopped
+    run loses nothing: the learner saves after its last step, the replay
+    node after that.
+    """
+    if not self._checkpointer.save(force=force):
+      return
+    _write_atomic(os.path.join(self._checkpointer.directory, 'saved_step.txt'),
+                  str(self._learner.num_steps))
+    if self._offline_ready and not _stopping():  # At a stop: ReplayNode.
+      _checkpoint_replay(self._client, self._config, self._learner.num_steps)
 
   def get_variables(self, names: List[str]):
     return self._learner.get_variables(names)
@@ -211,10 +325,14 @@ class LearnerNode(core.VariableSource):
 
   def run(self):
     self._wait_for_offline_data()
+    self._offline_ready = not _stopping()
     saved_final = False
     while not _stopping():
       if self._learner.num_steps < self._budget:
-        self._learner.step(max_steps=self._budget - self._learner.num_steps)
+        try:
+          self._learner.step(max_steps=self._budget - self._learner.num_steps)
+        except StopIteration:  # Replay waits end at a stop (see replay.py).
+          break
         self._save()
       else:
         if self.done() and not saved_final:
@@ -222,6 +340,8 @@ class LearnerNode(core.VariableSource):
           saved_final = True
         lp.wait_for_stop(0.2)
     self._save(force=True)
+    _write_atomic(self._config.path(LEARNER_STOPPED_FILE), json.dumps(
+        {'step': self._learner.num_steps, 'offline_ready': self._offline_ready}))
 
 
 class _TrackedSource(core.VariableSource):
@@ -445,6 +565,7 @@ class Controller:
       self._run_steps_schedule()
     if not _stopping():
       self._finish()
+      _write_atomic(self._config.path(FINISHED_FILE), 'finished\n')
     for actor in self._actors:
       actor.stop()
     lp.stop()
@@ -500,6 +621,12 @@ def _status(run_config: config_lib.RunConfig, line: str):
   print(line, flush=True)
   with open(run_config.path(STATUS_FILE), 'a') as f:
     f.write(line + '\n')
+
+
+def _write_atomic(path: str, text: str) -> None:
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
 
 
 def _read_jsonl(path: str) -> List[dict]:

@@ -21,9 +21,10 @@ from launchers import config as config_lib
 from launchers import nodes
 
 # Fields of a run that its checkpoints depend on: resuming a run directory with
-# different values would restore parameters of another shape or meaning.
+# different values would restore parameters (or replay items) of another shape
+# or meaning.
 _RESUME_KEYS = ('task', 'agent.preset', 'agent.network', 'agent.num_bins',
-                'agent.num_atoms', 'agent.n_step')
+                'agent.num_atoms', 'agent.n_step', 'agent.offline_block_size')
 
 
 def make_program(config: config_lib.RunConfig) -> lp.Program:
@@ -34,8 +35,8 @@ def make_program(config: config_lib.RunConfig) -> lp.Program:
   builder = nodes.make_builder(config, num_offline)
   program = lp.Program(name=f'pac_{config.mode}')
   with program.group('replay'):
-    replay = program.add_node(lp.ReverbNode(
-        functools.partial(builder.make_replay_tables, spec)))
+    replay = program.add_node(nodes.ReplayNode(
+        functools.partial(builder.make_replay_tables, spec), config))
   with program.group('counter'):
     counter = program.add_node(lp.CourierNode(nodes.CounterNode, config))
   if config.uses_offline_data:

@@ -119,6 +119,12 @@ def main(argv):
   try:
     config = run_config_from_flags()
     launching.launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
+  except launching.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
+  except launching.NodeFailed as e:
+    print(e, file=sys.stderr)
+    sys.exit(1)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

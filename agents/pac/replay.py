@@ -234,6 +234,8 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
                wait_timeout_ms: int = 1000):
     self._server_address = server_address
     self._wait_timeout_ms = wait_timeout_ms
+    # Checked at each wait's timeout: True ends the iteration (StopIteration).
+    self.should_stop: Callable[[], bool] = lambda: False
     self._info: Optional[Dict[str, object]] = None
     self._batch_size = batch_size
     self._online_fraction_at = online_fraction_at
@@ -280,8 +282,10 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
           current = (items, dataset.as_numpy_iterator())
           self._streams[table] = current
         return next(current[1])
-      except StopIteration:  # Held by the rate limiter: wait on a new one.
+      except StopIteration:  # Held by the rate limiter: wait on a new one,
         del self._streams[table]
+        if self.should_stop():  # unless the program is stopping.
+          raise
 
   def __next__(self) -> acme_types.Transition:
     if self._next_step is None:

@@ -5,6 +5,7 @@ inherits it, which is how these tests find the run's processes (and prove none
 is left behind).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ def _launch(run_dir, dataset, token, *extra):
        f'--task={TASK}', f'--dataset={dataset}', f'--run_dir={run_dir}',
        '--batch_size=16', '--eval_episodes=1', *extra],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True)
+      text=True, start_new_session=True)  # Its own group, as in a terminal.
 
 
 def _wait_for_file(path, process, timeout):
@@ -72,31 +73,44 @@ def test_local_mp_run_stops_by_itself_and_leaves_no_process(
 
 
 @pytest.mark.integration
-def test_killed_learner_resumes_from_its_last_checkpoint(
+def test_a_killed_run_resumes_its_learner_and_its_replay(
     tmp_path, cartpole_dataset):
+  """kill -9 of the learner takes the whole run down; a rerun loses at most
+  what came after the last checkpoint pair (learner, then Reverb's tables)."""
   token = uuid.uuid4().hex
   run_dir = str(tmp_path / 'run')
   saved_step_file = os.path.join(run_dir, 'checkpoints', 'learner',
                                  'saved_step.txt')
-  process = _launch(run_dir, cartpole_dataset, token,
+  replay_file = os.path.join(run_dir, 'checkpoints', 'replay_saved.json')
+  process = _launch(run_dir, cartpole_dataset, token, '--mode=finetune',
+                    '--num_actors=1', '--online_fraction=0.5',
                     '--max_learner_steps=100000', '--eval_every_steps=100000',
                     '--checkpoint_every_s=1')
-  _wait_for_file(saved_step_file, process, timeout=300)
+  _wait_for_file(replay_file, process, timeout=300)
   deadline = time.time() + 300
-  while int(_read(saved_step_file) or 0) < 5 and time.time() < deadline:
+  while (json.loads(_read(replay_file))['items']['online'] < 50 and
+         time.time() < deadline):
     time.sleep(0.5)
   learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
   os.kill(learner_pid, signal.SIGKILL)
   saved_before_kill = int(_read(saved_step_file))
+  replay_saved = json.loads(_read(replay_file))
   output, _ = process.communicate(timeout=300)
-  # Launchpad notices the dead worker and stops the run with an error.
-  assert process.returncode != 0, output
+  # Launchpad notices the dead worker and stops the run; one line says which
+  # node died and how to resume, no traceback.
+  assert process.returncode == 1, output
+  assert 'Traceback' not in output, output
+  last = output.strip().splitlines()[-1]
+  assert last.startswith('error: node learner/0 (exit -9) died'), output
+  assert 'rerunning the same command' in last, output
   time.sleep(1.0)
   assert processes.processes_with(token) == []
 
+  final = saved_before_kill + 10
   restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
-                    f'--max_learner_steps={saved_before_kill + 10}',
-                    f'--eval_every_steps={saved_before_kill + 10}')
+                    '--mode=finetune', '--num_actors=1',
+                    '--online_fraction=0.5', f'--max_learner_steps={final}',
+                    f'--eval_every_steps={final}')
   output, _ = restart.communicate(timeout=600)
   assert restart.returncode == 0, output
   status = _read(os.path.join(run_dir, 'status.log'))
@@ -104,7 +118,60 @@ def test_killed_learner_resumes_from_its_last_checkpoint(
              if line.startswith('[learner] resumed at step')]
   # At most the steps since the last checkpoint were lost.
   assert resumed and resumed[-1] >= saved_before_kill, status
-  assert f'[eval] learner_steps={saved_before_kill + 10}' in output, output
+  assert f'[eval] learner_steps={final}' in output, output
+  # The online table came back with at least what the last checkpoint held,
+  # and the dataset was not loaded a second time.
+  online = [int(line.split()[3]) for line in status.splitlines()
+            if line.startswith('[replay] resumed with')]
+  assert online and online[-1] >= replay_saved['items']['online'] > 0, status
+  assert '"offline" restored from the replay checkpoint' in status, status
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('signame,to_group,status', [
+    ('SIGINT', True, 130),  # Ctrl-C: the terminal signals every process.
+    ('SIGTERM', False, 143),  # kill <launcher pid>.
+])
+def test_a_signal_stops_the_run_with_every_node_checkpointed(
+    tmp_path, cartpole_dataset, signame, to_group, status):
+  token = uuid.uuid4().hex
+  run_dir = str(tmp_path / 'run')
+  checkpoints = os.path.join(run_dir, 'checkpoints')
+  process = _launch(run_dir, cartpole_dataset, token,
+                    '--max_learner_steps=100000', '--eval_every_steps=100000',
+                    '--checkpoint_every_s=1')
+  _wait_for_file(os.path.join(checkpoints, 'replay_saved.json'), process,
+                 timeout=300)
+  number = getattr(signal, signame)
+  start = time.time()
+  if to_group:
+    os.killpg(process.pid, number)
+  else:
+    process.send_signal(number)
+  output, _ = process.communicate(timeout=60)
+  assert process.returncode == status, output
+  # Every node stopped by itself within Launchpad's 10 s notice (a node still
+  # running then is killed, and the status would be -9, not `status`); the
+  # launcher exits soon after.
+  assert time.time() - start < 30
+  assert f'stopped by {signame}' in output.splitlines()[-1], output
+  assert 'Traceback' not in output, output
+  time.sleep(1.0)
+  assert processes.processes_with(token) == []
+  # The last checkpoints of the learner and of Reverb's tables are a pair.
+  final = json.loads(_read(os.path.join(checkpoints, 'learner_stopped.json')))
+  replay_saved = json.loads(_read(os.path.join(checkpoints,
+                                                'replay_saved.json')))
+  saved_step = int(_read(os.path.join(checkpoints, 'learner',
+                                      'saved_step.txt')))
+  assert final['step'] == saved_step == replay_saved['learner_step'] > 0
+  if to_group:  # Rerunning resumes exactly there.
+    restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
+                      f'--max_learner_steps={saved_step + 8}',
+                      f'--eval_every_steps={saved_step + 8}')
+    output, _ = restart.communicate(timeout=600)
+    assert restart.returncode == 0, output
+    assert f'[learner] resumed at step {saved_step}' in output, output
 
 
 @pytest.mark.parametrize('dataset,run_dir,named', [
