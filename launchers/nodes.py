@@ -273,6 +273,7 @@ class LearnerNode(core.VariableSource):
     if self._learner.num_steps:
       _status(run_config, f'[learner] resumed at step '
               f'{self._learner.num_steps}')
+    if os.path.exists(run_config.path(REPLAY_SAVED_FILE)):  # Not restore_from.
       online = replay_client.server_info()[replay.ONLINE_TABLE].current_size
       _status(run_config, f'[replay] resumed with {online} online items')
     # Replay is checkpointed only once the offline table is complete, so a
