@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import time
-from typing import List
+from typing import Callable, List
 
+from agents.pac import config as pac_config
 from launchers import config as config_lib
 from launchers import isolation
 from launchers import nodes
@@ -124,6 +125,25 @@ def _record_signals() -> List[int]:
 
     signal.signal(signum, handler)
   return received
+
+
+def exit_on_failure(run: Callable[[], None]) -> None:
+  """Runs `run` (a launcher's work); what ends it early ends the process.
+
+  Each with one line on stderr and its exit status: bad input 2, a node that
+  died 1, SIGINT 130, SIGTERM 143.
+  """
+  try:
+    run()
+  except Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
+  except NodeFailed as e:
+    print(e, file=sys.stderr)
+    sys.exit(1)
+  except (config_lib.RunConfigError, pac_config.ConfigError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
 
 
 def check_startup_hook() -> None:

@@ -14,7 +14,6 @@ The defaults take a few minutes on a 2-core CPU.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -76,38 +75,33 @@ def ensure_dataset() -> str:
   return path
 
 
+def _run_phases():
+  """Offline training, then fine-tuning from its model."""
+  dataset = ensure_dataset()
+  offline_dir = os.path.join(_RUN_DIR.value, 'offline')
+  offline = config_lib.RunConfig(
+      mode='offline', task=TASK, run_dir=offline_dir, dataset=dataset,
+      agent=agent_config(_SEED.value),
+      max_learner_steps=_OFFLINE_STEPS.value,
+      eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=3,
+      checkpoint_every_s=30.0, seed=_SEED.value)
+  launching.launch(offline)
+  total = _OFFLINE_STEPS.value + _FINETUNE_STEPS.value
+  finetune = config_lib.RunConfig(
+      mode='finetune', task=TASK,
+      run_dir=os.path.join(_RUN_DIR.value, 'finetune'), dataset=dataset,
+      agent=agent_config(_SEED.value, online_fraction=0.5,
+                         samples_per_insert=32.0),
+      num_actors=_NUM_ACTORS.value, max_learner_steps=total,
+      eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=3,
+      checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)
+  launching.launch(finetune)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  try:
-    dataset = ensure_dataset()
-    offline_dir = os.path.join(_RUN_DIR.value, 'offline')
-    offline = config_lib.RunConfig(
-        mode='offline', task=TASK, run_dir=offline_dir, dataset=dataset,
-        agent=agent_config(_SEED.value),
-        max_learner_steps=_OFFLINE_STEPS.value,
-        eval_every_steps=max(_OFFLINE_STEPS.value // 3, 1), eval_episodes=3,
-        checkpoint_every_s=30.0, seed=_SEED.value)
-    launching.launch(offline)
-    total = _OFFLINE_STEPS.value + _FINETUNE_STEPS.value
-    finetune = config_lib.RunConfig(
-        mode='finetune', task=TASK,
-        run_dir=os.path.join(_RUN_DIR.value, 'finetune'), dataset=dataset,
-        agent=agent_config(_SEED.value, online_fraction=0.5,
-                           samples_per_insert=32.0),
-        num_actors=_NUM_ACTORS.value, max_learner_steps=total,
-        eval_every_steps=max(_FINETUNE_STEPS.value // 2, 1), eval_episodes=3,
-        checkpoint_every_s=30.0, restore_from=offline_dir, seed=_SEED.value)
-    launching.launch(finetune)
-  except launching.Interrupted as e:
-    print(e, file=sys.stderr)
-    sys.exit(e.exit_status)
-  except launching.NodeFailed as e:
-    print(e, file=sys.stderr)
-    sys.exit(1)
-  except (config_lib.RunConfigError, pac_config.ConfigError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  launching.exit_on_failure(_run_phases)
   for phase in ('offline', 'finetune'):
     with open(os.path.join(_RUN_DIR.value, phase, 'results.md')) as f:
       print(f'\n{phase}:\n{f.read()}')

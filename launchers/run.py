@@ -8,7 +8,6 @@ Local runs use Launchpad's `local_mp` (one process per node, node output in
 the result table at the end. Rerunning with the same --run_dir resumes it.
 """
 
-import sys
 
 from absl import app
 from absl import flags
@@ -116,18 +115,8 @@ def main(argv):
   del argv
   # Status lines, not framework INFO logs, on the terminal (nodes log to files).
   logging.set_verbosity(logging.WARNING)
-  try:
-    config = run_config_from_flags()
-    launching.launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
-  except launching.Interrupted as e:
-    print(e, file=sys.stderr)
-    sys.exit(e.exit_status)
-  except launching.NodeFailed as e:
-    print(e, file=sys.stderr)
-    sys.exit(1)
-  except (config_lib.RunConfigError, pac_config.ConfigError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  launching.exit_on_failure(lambda: launching.launch(
+      run_config_from_flags(), _LAUNCH_TYPE.value, _ISOLATE.value))
 
 
 if __name__ == '__main__':
