@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -72,7 +73,10 @@ def test_pac_nice_lowers_the_priority(nice):
 
 
 # A user's own Launchpad program, run from outside the repository: its
-# worker imports Reverb (hence TensorFlow) before anything of ours.
+# worker imports Reverb (hence TensorFlow) before anything of ours. The node
+# returns rather than calling lp.stop(): in tmux mode Launchpad's stop handler
+# can list a pane that has just exited and die with psutil.NoSuchProcess, a
+# race of Launchpad's, not of the hook under test.
 _USER_PROGRAM = """
 import sys
 
@@ -86,16 +90,16 @@ def node():
   import reverb, tensorflow  # noqa: F401,E401
   import acme.jax.utils  # noqa: F401
   from agents.pac import builder  # noqa: F401
-  with open(marker, 'w') as f:
+  with open(marker + '.tmp', 'w') as f:
     f.write(str('tensorflow_probability.substrates.jax' in sys.modules))
-  lp.stop()
+  os.replace(marker + '.tmp', marker)
 
 
 flags.FLAGS(['program', f'--tmux_session_name={session}'])
 program = lp.Program('user_program')
 program.add_node(lp.PyNode(node), label='node')
 lp.launch(program, launch_type='local_mp', terminal=terminal).wait()
-"""
+""".replace('import sys', 'import os\nimport sys', 1)
 
 
 @pytest.mark.integration
@@ -107,13 +111,26 @@ def test_workers_of_a_users_local_mp_program_import_the_agent(
   script, marker = tmp_path / 'program.py', tmp_path / 'marker'
   script.write_text(_USER_PROGRAM)
   session = f'pac_test_{uuid.uuid4().hex[:8]}'
+  launcher = subprocess.Popen(
+      [sys.executable, str(script), terminal, str(marker), session],
+      cwd=str(tmp_path), text=True, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT)
   try:
-    result = subprocess.run(
-        [sys.executable, str(script), terminal, str(marker), session],
-        cwd=str(tmp_path), text=True, capture_output=True, timeout=300)
+    deadline = time.monotonic() + 300
+    while not marker.exists() and launcher.poll() is None:
+      assert time.monotonic() < deadline, 'the worker never wrote its marker'
+      time.sleep(0.5)
+    if terminal == 'tmux_session':
+      # A tmux pane drops into a shell when its worker ends; closing the
+      # session is how a tmux user ends such a program.
+      subprocess.run(['tmux', 'kill-session', '-t', session],
+                     capture_output=True)
+    output, _ = launcher.communicate(timeout=120)
   finally:
+    if launcher.poll() is None:
+      launcher.kill()
     if shutil.which('tmux'):
       subprocess.run(['tmux', 'kill-session', '-t', session],
                      capture_output=True)
-  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert launcher.returncode == 0, output[-3000:]
   assert marker.read_text() == 'True'
