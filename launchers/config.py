@@ -52,6 +52,9 @@ class RunConfig:
     actor_niceness: CPU priority offset of actor processes (local_mp; 0-19,
       higher yields more). Where actors and the learner share cores, the
       learner is the bottleneck and actors get the cycles it leaves.
+    max_restarts: times a dead actor or evaluator process is restarted
+      (local_mp; per node). When every actor, or the evaluator, has died more
+      often than this, the run stops with its checkpoints.
   """
   mode: str
   task: str
@@ -71,6 +74,7 @@ class RunConfig:
   seed: int = 0
   learner_cpu_threads: int = 1
   actor_niceness: int = 10
+  max_restarts: int = 3
 
   def __post_init__(self):
     _require(self.mode in MODES, 'mode', self.mode,
@@ -90,6 +94,8 @@ class RunConfig:
     _require(isinstance(self.actor_niceness, int) and
              0 <= self.actor_niceness <= 19, 'actor_niceness',
              self.actor_niceness, 'an integer in [0, 19]')
+    _require(isinstance(self.max_restarts, int) and self.max_restarts >= 0,
+             'max_restarts', self.max_restarts, 'an integer >= 0')
     _require(isinstance(self.num_actors, int) and self.num_actors >= 0,
              'num_actors', self.num_actors, 'an integer >= 0')
     _require(self.checkpoint_every_s > 0, 'checkpoint_every_s',

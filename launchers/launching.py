@@ -16,6 +16,7 @@ from launchers import config as config_lib
 from launchers import isolation
 from launchers import nodes
 from launchers import program as program_lib
+from launchers import supervision
 
 
 def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
@@ -36,8 +37,6 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
     else:
       print('[run] network: private namespace, loopback only', flush=True)
   log_dir = config.path('logs', 'nodes')
-  os.makedirs(log_dir, exist_ok=True)
-  _set_launchpad_log_dir(log_dir)
   print(f'[run] {config.mode} on {config.task}: nodes log to {log_dir}',
         flush=True)
   # Workers other than the learner get one compute thread each, so that on a
@@ -56,37 +55,51 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
     if group in resources:
       resources[group] = local_multi_processing.PythonProcess(
           env={**cpu_threads_env(1), 'PAC_NICE': str(config.actor_niceness)})
-  finished = config.path(nodes.FINISHED_FILE)
-  if os.path.exists(finished):
-    os.remove(finished)  # A previous run's end, not this one's.
-  manager = lp.launch(program, launch_type='local_mp',
-                      terminal='output_to_files', local_resources=resources)
+  for stale in (nodes.FINISHED_FILE, supervision.WORKERS_FILE):
+    if os.path.exists(config.path(stale)):
+      os.remove(config.path(stale))  # A previous run's, not this one's.
+  manager = _launch_supervised(program, resources, log_dir, config)
   received = _record_signals()
-  # Launchpad's own record of its processes, read to name a dead node.
-  workers = {label: list(processes) for label, processes in
-             manager._active_workers.items()}  # pylint: disable=protected-access
-  # Nodes blocked on a dead one (a call to it never returns) are killed when
-  # Launchpad's notice ends; it would kill this process too, before it could
-  # say what happened.
-  manager._kill_main_thread = False  # pylint: disable=protected-access
   done = threading.Event()
   follower = threading.Thread(
       target=_follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
   follower.start()
   try:
     manager.wait()
-  except RuntimeError as e:  # A worker failed; Launchpad is stopping the rest.
-    dead = [f'{label} (exit {process.returncode})'  # Labels: 'actor/1'.
-            for label, processes in workers.items() for process in processes
-            if process.poll() not in (0, None)]
+  except RuntimeError as e:  # A node died; Launchpad is stopping the rest.
     manager.wait(raise_error=False)
-    raise NodeFailed(dead, config.run_dir) from e
+    raise NodeFailed(f'node {", ".join(manager.failed) or "?"} died, '
+                     'so the run stopped', config.run_dir) from e
   finally:
     done.set()
     follower.join()
+  if manager.gave_up:
+    raise NodeFailed(manager.gave_up, config.run_dir)
   # The controller stops a finished run with SIGTERM too; it leaves a mark.
-  if received and not os.path.exists(finished):
+  if received and not os.path.exists(config.path(nodes.FINISHED_FILE)):
     raise Interrupted(received[0], config.run_dir)
+
+
+def _launch_supervised(program, resources, log_dir: str,
+                       config: config_lib.RunConfig
+                       ) -> supervision.Supervisor:
+  """`lp.launch(local_mp)` with `supervision.Supervisor` as its manager.
+
+  Launchpad picks its local launcher from a table keyed by terminal; ours
+  replaces the `output_to_files` one for this call.
+  """
+  import launchpad as lp  # pylint: disable=g-import-not-at-top
+  from launchpad.launch.run_locally import run_locally  # pylint: disable=g-import-not-at-top
+  table = run_locally._LOCAL_LAUNCHER_MAP  # pylint: disable=protected-access
+  key = run_locally.SEPARATE_TERMINAL_OUTPUT_TO_FILES
+  original = table[key]
+  table[key] = supervision.launcher(log_dir, config.run_dir,
+                                    config.max_restarts)
+  try:
+    return lp.launch(program, launch_type='local_mp', terminal=key,
+                     local_resources=resources)
+  finally:
+    table[key] = original
 
 
 class Interrupted(Exception):
@@ -104,11 +117,11 @@ class Interrupted(Exception):
 class NodeFailed(Exception):
   """A node died (crashed or killed); the run stopped with it."""
 
-  def __init__(self, dead: List[str], run_dir: str):
+  def __init__(self, what: str, run_dir: str):
     super().__init__(
-        f'error: node {", ".join(dead) or "?"} died, so the run stopped; its '
-        f'output is in {os.path.join(run_dir, "logs", "nodes")}. Resume from '
-        f'the last checkpoints by rerunning the same command (run directory '
+        f'error: {what}; node output is in '
+        f'{os.path.join(run_dir, "logs", "nodes")}. Resume from the last '
+        f'checkpoints by rerunning the same command (run directory '
         f'{run_dir}).')
 
 
@@ -165,12 +178,6 @@ def cpu_threads_env(count: int) -> dict:
   return {'XLA_FLAGS': f'--xla_cpu_multi_thread_eigen={str(count > 1).lower()}'
                        f' intra_op_parallelism_threads={count}',
           'OMP_NUM_THREADS': str(count)}
-
-
-def _set_launchpad_log_dir(path: str) -> None:
-  """Launchpad reads LAUNCHPAD_LOGGING_DIR at import; set its module value."""
-  from launchpad.launch.run_locally import launch_local_output_to_files  # pylint: disable=g-import-not-at-top
-  launch_local_output_to_files._LOGGING_DIR = path  # pylint: disable=protected-access
 
 
 def _follow(path: str, done: threading.Event) -> None:

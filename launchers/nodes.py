@@ -38,6 +38,7 @@ from agents.pac import replay
 from launchers import config as config_lib
 from launchers import logs
 from launchers import plotting
+from launchers import supervision
 
 STATUS_FILE = 'status.log'
 # Reverb's own checkpoint of the replay tables (the latest only), taken by the
@@ -60,6 +61,24 @@ tf.get_logger().setLevel('ERROR')
 
 def _stopping() -> bool:
   return lp.stop_event().is_set()
+
+
+def _await(future, timeout: Optional[float] = None):
+  """The result of a Courier call's future; `_Stopped` if the run stops first.
+
+  A call to a node that dies is retried by gRPC on the node's restart (the
+  same address; tests/launchers/test_faults.py), so it waits rather than
+  fails; if the node is gone for good it would wait forever, and the stop
+  event (or `timeout`, then `TimeoutError`) ends the wait.
+  """
+  deadline = None if timeout is None else time.time() + timeout
+  while not future.done():
+    if _stopping():
+      raise _Stopped()
+    if deadline is not None and time.time() > deadline:
+      raise TimeoutError()
+    time.sleep(0.1)
+  return future.result()
 
 
 class DatasetLoader:
@@ -130,7 +149,7 @@ class DatasetLoader:
 
 
 class _Stopped(Exception):
-  """The program stopped while the loader was inserting."""
+  """The program stopped while this node was waiting (inserting, calling)."""
 
 
 class ReplayNode(lp.ReverbNode):
@@ -267,9 +286,6 @@ class LearnerNode(core.VariableSource):
       tf_savers.Checkpointer(
           {'learner': self._learner}, directory=run_config.restore_from,
           subdirectory='learner', add_uid=False)
-    # Lets an operator (or a test) find the learner process of a local run.
-    with open(run_config.path('learner.pid'), 'w') as f:
-      f.write(str(os.getpid()))
     if self._learner.num_steps:
       _status(run_config, f'[learner] resumed at step '
               f'{self._learner.num_steps}')
@@ -502,9 +518,16 @@ class Controller:
     self._results = _read_jsonl(self._results_path)
     self._start = time.time()
 
+  def _live_actors(self) -> List[int]:
+    """Indices of the actors not given up on (see `launchers.supervision`)."""
+    workers = supervision.read_workers(self._config.run_dir)
+    return [i for i in range(len(self._actors))
+            if workers.get(f'actor/{i}', {}).get('state') != 'gone']
+
   def _evaluate(self, round_index: Optional[int] = None) -> dict:
     steps = self._learner.num_steps()
-    result = self._evaluator.evaluate(self._config.eval_episodes)
+    result = _await(self._evaluator.futures.evaluate(
+        self._config.eval_episodes))
     counts = self._counter.get_counts()
     result.update(learner_steps=steps,
                   actor_steps=int(counts.get('actor_steps', 0)),
@@ -546,9 +569,7 @@ class Controller:
     for round_index in range(1, config.rounds + 1):
       if round_index in done_rounds:
         continue
-      per_actor = -(-config.episodes_per_round // len(self._actors))
-      futures = [actor.futures.collect(per_actor) for actor in self._actors]
-      returns = [r for f in futures for r in f.result()]
+      returns = self._collect(config.episodes_per_round)
       _status(config, f'[round {round_index}] collected {len(returns)} '
               f'episodes, behaviour return {np.mean(returns):.1f}')
       budget = round_index * config.steps_per_round
@@ -559,26 +580,69 @@ class Controller:
         return
       self._evaluate(round_index)
 
+  def _collect(self, num_episodes: int) -> List[float]:
+    """Returns of >= `num_episodes` episodes, split across the live actors.
+
+    An actor that dies mid-collection is asked again when it restarts (its
+    call is retried); the share of one given up on goes to the others.
+    """
+    returns = []
+    while len(returns) < num_episodes:
+      live = self._live_actors()
+      if not live:  # Every actor is gone; the launcher stops the run.
+        lp.wait_for_stop()
+        raise _Stopped()
+      per_actor = -(-(num_episodes - len(returns)) // len(live))
+      pending = {i: self._actors[i].futures.collect(per_actor) for i in live}
+      while pending:
+        if _stopping():
+          raise _Stopped()
+        live = self._live_actors()
+        for i, future in list(pending.items()):
+          if future.done():
+            returns.extend(pending.pop(i).result())
+          elif i not in live:
+            pending.pop(i).cancel()
+        time.sleep(0.2)
+    return returns
+
+  def _stop_actors(self):
+    """Ends the live actors' episodes before the servers they call stop."""
+    futures = [self._actors[i].futures.stop() for i in self._live_actors()]
+    for future in futures:
+      try:
+        _await(future, timeout=30)
+      except (TimeoutError, _Stopped):
+        pass  # It died or is stopping by itself; the stop reaches it too.
+
   def run(self):
-    if self._config.mode == 'selfimprove':
-      self._run_rounds()
-    else:
-      self._run_steps_schedule()
+    try:
+      if self._config.mode == 'selfimprove':
+        self._run_rounds()
+      else:
+        self._run_steps_schedule()
+    except _Stopped:
+      pass
     if not _stopping():
       self._finish()
       _write_atomic(self._config.path(FINISHED_FILE), 'finished\n')
-    for actor in self._actors:
-      actor.stop()
+    self._stop_actors()
     lp.stop()
 
   def _finish(self):
     table = plotting.results_table(self._results, self._config.mode)
-    with open(self._config.path('results.md'), 'w') as f:
-      f.write(table + '\n')
     plotting.plot_eval_returns(self._results,
                                self._config.path('eval_return.png'),
                                title=f'PAC {self._config.mode} on '
                                f'{self._config.task}')
+    faults = [f'{label} died {len(w["deaths"])} time(s), restarted '
+              f'{w["restarts"]}, now {w["state"]}'
+              for label, w in sorted(supervision.read_workers(
+                  self._config.run_dir).items()) if w['deaths']]
+    if faults:
+      table += '\n\nFaults: ' + '; '.join(faults) + '.'
+    with open(self._config.path('results.md'), 'w') as f:
+      f.write(table + '\n')
     _status(self._config, table)
     _status(self._config, f'[done] results in {self._config.run_dir}')
 

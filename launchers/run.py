@@ -67,6 +67,9 @@ _COMPUTE_DTYPE = flags.DEFINE_enum(
     'Network compute precision (bfloat16 pays off on accelerators).')
 _LEARNER_THREADS = flags.DEFINE_integer(
     'learner_cpu_threads', 1, 'XLA threads of a CPU learner (local_mp).')
+_MAX_RESTARTS = flags.DEFINE_integer(
+    'max_restarts', 3, 'local_mp: restarts of each actor or evaluator process '
+    'that dies before the run gives up on it.')
 _LAUNCH_TYPE = flags.DEFINE_string(
     'lp_launch_type', 'local_mp',
     'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ...')
@@ -108,7 +111,8 @@ def run_config_from_flags() -> config_lib.RunConfig:
       episodes_per_round=_EPISODES_PER_ROUND.value,
       steps_per_round=_STEPS_PER_ROUND.value,
       restore_from=_RESTORE_FROM.value, seed=_SEED.value,
-      learner_cpu_threads=_LEARNER_THREADS.value)
+      learner_cpu_threads=_LEARNER_THREADS.value,
+      max_restarts=_MAX_RESTARTS.value)
 
 
 def main(argv):

@@ -34,7 +34,7 @@ READMES = sorted(
     if not os.path.relpath(path, ROOT).startswith(('.', 'data', 'runs')))
 RUNNABLE = ('bash', 'sh', 'python')
 # The length of the Python examples here (their default is longer).
-EXAMPLE_STEPS = '2000'
+EXAMPLE_STEPS = '1000'
 
 # (pattern of a command, what it becomes). `{root}` is the repository; the
 # replacement keeps the documented command and appends smaller sizes.

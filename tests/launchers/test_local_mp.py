@@ -43,33 +43,16 @@ def _wait_for_file(path, process, timeout):
     time.sleep(0.5)
 
 
+def _pid(run_dir, label, process):
+  """The process id of node `label` (e.g. 'actor/1') of a local run."""
+  path = os.path.join(run_dir, 'workers.json')
+  _wait_for_file(path, process, timeout=300)
+  return json.loads(_read(path))[label]['pid']
+
+
 def _read(path):
   with open(path) as f:
     return f.read()
-
-
-@pytest.mark.integration
-def test_local_mp_run_stops_by_itself_and_leaves_no_process(
-    tmp_path, cartpole_dataset):
-  token = uuid.uuid4().hex
-  run_dir = str(tmp_path / 'run')
-  process = _launch(run_dir, cartpole_dataset, token,
-                    '--max_learner_steps=30', '--eval_every_steps=15')
-  _wait_for_file(os.path.join(run_dir, 'learner.pid'), process, timeout=300)
-  learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
-  interfaces = _read(f'/proc/{learner_pid}/net/dev')
-  output, _ = process.communicate(timeout=600)
-  assert process.returncode == 0, output
-  # The learner ran in the run's private network: loopback only (as root).
-  if os.geteuid() == 0:
-    names = [line.split(':')[0].strip()
-             for line in interfaces.splitlines()[2:]]
-    assert names == ['lo'], interfaces
-  assert '[eval] learner_steps=30' in output, output
-  assert '| eval | learner steps |' in output, output
-  assert os.path.exists(os.path.join(run_dir, 'eval_return.png'))
-  time.sleep(1.0)
-  assert processes.processes_with(token) == []
 
 
 @pytest.mark.integration
@@ -91,8 +74,7 @@ def test_a_killed_run_resumes_its_learner_and_its_replay(
   while (json.loads(_read(replay_file))['items']['online'] < 50 and
          time.time() < deadline):
     time.sleep(0.5)
-  learner_pid = int(_read(os.path.join(run_dir, 'learner.pid')))
-  os.kill(learner_pid, signal.SIGKILL)
+  os.kill(_pid(run_dir, 'learner/0', process), signal.SIGKILL)
   saved_before_kill = int(_read(saved_step_file))
   replay_saved = json.loads(_read(replay_file))
   output, _ = process.communicate(timeout=300)
@@ -101,7 +83,8 @@ def test_a_killed_run_resumes_its_learner_and_its_replay(
   assert process.returncode == 1, output
   assert 'Traceback' not in output, output
   last = output.strip().splitlines()[-1]
-  assert last.startswith('error: node learner/0 (exit -9) died'), output
+  assert last.startswith(
+      'error: node learner/0 (killed by SIGKILL) died'), output
   assert 'rerunning the same command' in last, output
   time.sleep(1.0)
   assert processes.processes_with(token) == []
@@ -125,6 +108,47 @@ def test_a_killed_run_resumes_its_learner_and_its_replay(
             if line.startswith('[replay] resumed with')]
   assert online and online[-1] >= replay_saved['items']['online'] > 0, status
   assert '"offline" restored from the replay checkpoint' in status, status
+
+
+@pytest.mark.integration
+def test_a_killed_actor_and_evaluator_are_restarted_and_the_run_finishes(
+    tmp_path, cartpole_dataset):
+  token = uuid.uuid4().hex
+  run_dir = str(tmp_path / 'run')
+  process = _launch(run_dir, cartpole_dataset, token, '--mode=finetune',
+                    '--num_actors=2', '--online_fraction=0.5',
+                    '--max_learner_steps=160', '--eval_every_steps=80')
+  status_file = os.path.join(run_dir, 'status.log')
+  _wait_for_file(status_file, process, timeout=300)
+  deadline = time.time() + 300
+  while '[eval]' not in _read(status_file):  # Every node is up and working.
+    assert time.time() < deadline and process.poll() is None, _read(
+        status_file)
+    time.sleep(0.5)
+  killed = {label: _pid(run_dir, label, process)
+            for label in ('actor/1', 'evaluator/0')}
+  # The run's processes are in its private network: loopback only (as root).
+  if os.geteuid() == 0:
+    interfaces = _read(f'/proc/{killed["actor/1"]}/net/dev')
+    names = [line.split(':')[0].strip()
+             for line in interfaces.splitlines()[2:]]
+    assert names == ['lo'], interfaces
+  for pid in killed.values():
+    os.kill(pid, signal.SIGKILL)
+  output, _ = process.communicate(timeout=600)
+  assert process.returncode == 0, output
+  for label in killed:
+    assert (f'[fault] {label} died (killed by SIGKILL)' in output and
+            'restarted it (restart 1 of 3)' in output), output
+  assert '[eval] learner_steps=160' in output, output
+  assert '| eval | learner steps |' in output, output
+  assert os.path.exists(os.path.join(run_dir, 'eval_return.png'))
+  workers = json.loads(_read(os.path.join(run_dir, 'workers.json')))
+  for label, pid in killed.items():
+    assert workers[label]['restarts'] == 1 and workers[label]['pid'] != pid
+  assert workers['actor/0']['deaths'] == []
+  time.sleep(1.0)
+  assert processes.processes_with(token) == []
 
 
 @pytest.mark.integration

@@ -1,0 +1,175 @@
+"""Local processes of a run, restarted when an actor or the evaluator dies.
+
+Launchpad's `local_mp` worker manager stops the whole program when any worker
+exits with a non-zero status. For the learner, the replay server, the counter
+and the controller that is right (the run cannot go on without them; their
+last checkpoints resume it). Actors and the evaluator are different: they hold
+no state the run needs (an actor's unfinished episode is the most that dies
+with it), and a simulator crash or a killed process is what they are most
+expected to suffer. `Supervisor` is Launchpad's manager with one change: a
+restartable node that dies is started again with the same command, up to
+`max_restarts` times per node. When every node of a restartable group is gone
+for good, it stops the run (every node checkpoints on the way) and says why.
+
+`<run_dir>/workers.json` lists every node's process id, and for restartable
+ones their state, restarts and deaths (with times); each death is also a line
+in `<run_dir>/status.log`. The controller reads the file to skip nodes that
+are gone.
+"""
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import time
+from typing import Dict, List, Optional
+
+from launchpad.launch import worker_manager
+
+# Node groups whose processes are restarted when they die.
+RESTARTABLE = ('actor', 'evaluator')
+WORKERS_FILE = 'workers.json'
+
+
+class Supervisor(worker_manager.WorkerManager):
+  """Starts a program's processes, logging each to a file; restarts some.
+
+  Args:
+    log_dir: each node's output goes to `<log_dir>/<label>` (e.g. `actor/1`),
+      appended to on restarts.
+    run_dir: where `status.log` and `workers.json` are written.
+    max_restarts: restarts allowed per restartable node.
+  """
+
+  def __init__(self, log_dir: str, run_dir: str, max_restarts: int):
+    # A dead node's neighbours, blocked on it, are killed when Launchpad's
+    # stop notice ends; the launcher stays to say what happened.
+    super().__init__(kill_main_thread=False)
+    self._log_dir = log_dir
+    self._run_dir = run_dir
+    self._max_restarts = max_restarts
+    self._commands = {}  # label -> (command, env) it was started with.
+    self.processes: Dict[str, subprocess.Popen] = {}  # label -> current one.
+    self._workers = {}  # label -> its record in workers.json.
+    self.gave_up: Optional[str] = None  # Why the supervisor stopped the run.
+    self.failed: List[str] = []  # Nodes whose death stopped the run.
+
+  def start(self, label: str, command: List[str], env: Dict[str, str]):
+    """Starts node `label` (also used, with the same arguments, to restart)."""
+    path = os.path.join(self._log_dir, label)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'a') as log:
+      log.write(f'==== {label} started {time.strftime("%Y-%m-%d %H:%M:%S")} '
+                '====\n')
+      log.flush()
+      process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    self._commands[label] = (command, env)
+    self.processes[label] = process
+    self._active_workers[label] = [process]
+    record = self._workers.setdefault(
+        label, {'state': 'running', 'restarts': 0, 'deaths': []})
+    record['pid'] = process.pid
+
+  def _check_workers(self):
+    """Restarts or retires dead restartable nodes, then Launchpad's checks.
+
+    Called by `wait()` every 0.1 s with the manager's lock held.
+    """
+    if not self._stop_counter:
+      for label, process in list(self.processes.items()):
+        code = process.poll()
+        if code in (None, 0) or self._workers[label]['state'] == 'gone':
+          continue
+        if _group(label) in RESTARTABLE:
+          self._on_death(label, code)
+        else:  # Launchpad's own check below stops the run.
+          self._workers[label]['state'] = 'gone'
+          self.failed.append(f'{label} ({_describe_exit(code)})')
+      self._give_up_on_empty_groups()
+    super()._check_workers()
+
+  def _on_death(self, label: str, code: int):
+    record = self._workers[label]
+    record['deaths'].append({'time': time.strftime('%Y-%m-%d %H:%M:%S'),
+                             'exit': _describe_exit(code)})
+    if record['restarts'] < self._max_restarts:
+      record['restarts'] += 1
+      self.start(label, *self._commands[label])
+      action = (f'restarted it (restart {record["restarts"]} of '
+                f'{self._max_restarts})')
+    else:
+      record['state'] = 'gone'
+      self._active_workers[label] = []
+      action = f'not restarted: {self._max_restarts} restarts used'
+    group = _group(label)
+    running = sum(1 for name, r in self._workers.items()
+                  if _group(name) == group and r['state'] == 'running')
+    total = sum(1 for name in self._workers if _group(name) == group)
+    self._report(f'[fault] {label} died ({_describe_exit(code)}) at '
+                 f'{time.strftime("%H:%M:%S")}; {action}; '
+                 f'{running} of {total} {group} nodes running')
+
+  def _give_up_on_empty_groups(self):
+    for group in RESTARTABLE:
+      records = [r for name, r in self._workers.items()
+                 if _group(name) == group]
+      if records and all(r['state'] == 'gone' for r in records):
+        self.gave_up = (f'every {group} node died and used its '
+                        f'{self._max_restarts} restarts, so the run stopped')
+        self._report(f'[fault] {self.gave_up}; the other nodes checkpoint '
+                     'and stop')
+        self._stop()
+        return
+
+  def _report(self, line: str):
+    with open(os.path.join(self._run_dir, 'status.log'), 'a') as f:
+      f.write(line + '\n')
+    self.write_workers()
+
+  def write_workers(self):
+    path = os.path.join(self._run_dir, WORKERS_FILE)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(self._workers, f, indent=1, sort_keys=True)
+    os.replace(path + '.tmp', path)
+
+
+def read_workers(run_dir: str) -> Dict[str, dict]:
+  """`workers.json` of a run: label -> pid, state, restarts, deaths.
+
+  Empty for a run not launched by `launchers.launching` under local_mp.
+  """
+  path = os.path.join(run_dir, WORKERS_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _group(label: str) -> str:
+  return label.split('/')[0]
+
+
+def _describe_exit(code: int) -> str:
+  if code < 0:
+    return f'killed by {signal.Signals(-code).name}'
+  return f'exit {code}'
+
+
+def launcher(log_dir: str, run_dir: str, max_restarts: int):
+  """A Launchpad local launcher (commands -> manager) that supervises."""
+
+  def launch(commands_to_launch) -> Supervisor:
+    manager = Supervisor(log_dir, run_dir, max_restarts)
+    titles = collections.Counter()
+    for command in commands_to_launch:
+      label = command.title
+      if titles[label]:
+        label = f'{label}_{titles[label]}'
+      titles[command.title] += 1
+      manager.start(label, command.command_as_list,
+                    {**os.environ, **command.env_overrides})
+    manager.write_workers()
+    return manager
+
+  return launch
