@@ -4,6 +4,8 @@
   MultiTaskEnvironment(tasks, seed, mode='cycle')  several, one padded spec
   make_policy / list_policies                      behaviour policies
   write_dataset / load_dataset                     RLDS datasets via EnvLogger
+  EpisodeWriter                                    episodes collected elsewhere
+  dataset_paths('a,b')                             several datasets, or a dir
   python -m environments.generate ...              the dataset CLI
 
 The names below are loaded on first access (PEP 562), so `import environments`
@@ -22,6 +24,8 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 
 _EXPORTS = {
     'Dataset': 'dataset',
+    'EpisodeWriter': 'writer',
+    'dataset_paths': 'dataset',
     'load_dataset': 'dataset',
     'CorruptDatasetError': 'errors',
     'DatasetError': 'errors',

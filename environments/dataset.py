@@ -434,6 +434,29 @@ def _concatenate(chunks: List[Any]) -> Any:
   return tree.map_structure(lambda *xs: np.concatenate(xs), *chunks)
 
 
+def dataset_paths(datasets: str) -> List[str]:
+  """The dataset directories that `datasets` names, in order.
+
+  `datasets` is one path or several, comma-separated; each is a dataset, or a
+  directory of datasets (e.g. a run's `episodes/`, one dataset per actor and
+  file), which stands for every finished dataset in it, by name. A path that
+  is neither is returned as is, for `load_dataset` to say what is wrong.
+  """
+  paths = []
+  for path in (p.strip() for p in datasets.split(',') if p.strip()):
+    if os.path.isdir(path) and not os.path.exists(
+        os.path.join(path, layout.METADATA_FILE)):
+      inner = sorted(
+          os.path.join(path, name) for name in os.listdir(path)
+          if not name.startswith('.') and
+          os.path.isfile(os.path.join(path, name, layout.METADATA_FILE)))
+      if inner:
+        paths.extend(inner)
+        continue
+    paths.append(path)
+  return paths
+
+
 def load_dataset(path: str) -> Dataset:
   """Opens the dataset at `path`; raises a `DatasetError` subclass if invalid."""
   return Dataset(path)

@@ -58,6 +58,7 @@ class _Recorder:
   def __init__(self):
     self.log_prob: Optional[float] = None  # Of the action being stepped.
     self.policy = ''
+    self.info: Dict[str, Any] = {}  # Joins each episode's summary.
     self.summary: Optional[EpisodeSummary] = None
     self.all_log_probs = True  # Whether every action so far had a log_prob.
     self._rewards: List[float] = []
@@ -85,7 +86,7 @@ class _Recorder:
     # fsum is exact, hence independent of order: the reader recomputes it.
     self.summary = {'policy': self.policy,
                     'return': math.fsum(self._rewards),
-                    'length': len(self._rewards)}
+                    'length': len(self._rewards), **self.info}
     return self.summary
 
 
@@ -307,6 +308,44 @@ def _write_in_parallel(steps_dir: str, task: str, policy: str,
   return summaries, all(results[k][1] for k in range(workers))
 
 
+def _finish(tmp: str, task: str, policy: str, descriptions: Dict[str, str],
+            seed: int, summaries: List[EpisodeSummary], all_log_probs: bool,
+            spec: Dict[str, Any], **extra) -> Dict[str, Any]:
+  """Writes `dataset.json` (last, synced) into `tmp`; returns it."""
+  metadata = {
+      'format': layout.FORMAT,
+      'format_version': layout.FORMAT_VERSION,
+      'task': task,
+      'policy': policy,  # Also the quality level.
+      'policies': descriptions,
+      'seed': seed,
+      'num_episodes': len(summaries),
+      'num_transitions': sum(s['length'] for s in summaries),
+      'has_log_prob': all_log_probs,
+      'returns': _return_stats([s['return'] for s in summaries]),
+      'episodes': summaries,
+      'spec': spec,
+      'created_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+      'versions': _versions(),
+      **extra,
+  }
+  with open(os.path.join(tmp, layout.METADATA_FILE), 'w') as f:
+    json.dump(metadata, f, indent=1)
+    f.flush()
+    os.fsync(f.fileno())
+  return metadata
+
+
+def _new_tmp(out: str) -> str:
+  """The hidden sibling of `out` that a dataset is written into."""
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  tmp = tempfile.mkdtemp(
+      prefix=f'.{os.path.basename(out)}{layout.INCOMPLETE_MARKER}',
+      dir=os.path.dirname(out))
+  os.mkdir(os.path.join(tmp, layout.STEPS_DIR))
+  return tmp
+
+
 def write_dataset(
     out: str, task: str, policy: str, num_episodes: int, seed: int,
     overwrite: bool = False,
@@ -345,13 +384,9 @@ def write_dataset(
   behaviour = policies.behaviour_policies(policy, task, env.action_spec())
   env.close()
 
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  tmp = tempfile.mkdtemp(
-      prefix=f'.{os.path.basename(out)}{layout.INCOMPLETE_MARKER}',
-      dir=os.path.dirname(out))
+  tmp = _new_tmp(out)
   try:
     steps_dir = os.path.join(tmp, layout.STEPS_DIR)
-    os.mkdir(steps_dir)
     logger_metadata = {'format': layout.FORMAT,
                        'format_version': layout.FORMAT_VERSION,
                        'task': task, 'policy': policy, 'seed': seed}
@@ -364,32 +399,113 @@ def write_dataset(
           steps_dir, task, policy, num_episodes, seed, workers,
           logger_metadata, on_episode)
 
-    returns = [s['return'] for s in summaries]
-    metadata = {
-        'format': layout.FORMAT,
-        'format_version': layout.FORMAT_VERSION,
-        'task': task,
-        'policy': policy,  # Also the quality level.
-        'policies': {p.name: p.description for p in behaviour},
-        'seed': seed,
-        'num_episodes': num_episodes,
-        'num_transitions': sum(s['length'] for s in summaries),
-        'has_log_prob': all_log_probs,
-        'returns': _return_stats(returns),
-        'episodes': summaries,
-        'spec': spec,
-        'created_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        'versions': _versions(),
-    }
-    with open(os.path.join(tmp, layout.METADATA_FILE), 'w') as f:
-      json.dump(metadata, f, indent=1)
-      f.flush()
-      os.fsync(f.fileno())
+    metadata = _finish(tmp, task, policy, {p.name: p.description
+                                           for p in behaviour},
+                       seed, summaries, all_log_probs, spec)
     _install(tmp, out)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return metadata
+
+
+class _Playback(dm_env.Environment):
+  """Plays back one recorded episode, so EnvLogger writes it as it ran."""
+
+  def __init__(self, spec):
+    self._spec = spec
+    self._timesteps: List[dm_env.TimeStep] = []
+
+  def load(self, timesteps: Sequence[dm_env.TimeStep]):
+    self._timesteps = list(timesteps)
+
+  def reset(self) -> dm_env.TimeStep:
+    return self._timesteps.pop(0)
+
+  def step(self, action) -> dm_env.TimeStep:
+    del action
+    return self._timesteps.pop(0)
+
+  def observation_spec(self):
+    return self._spec.observations
+
+  def action_spec(self):
+    return self._spec.actions
+
+  def reward_spec(self):
+    return self._spec.rewards
+
+  def discount_spec(self):
+    return self._spec.discounts
+
+
+class EpisodeWriter:
+  """Writes episodes collected elsewhere (e.g. by an actor) as one dataset.
+
+  The same format, files and metadata as `write_dataset`, episode by episode:
+  `add` writes a whole episode (so the dataset never holds a partial one) and
+  `close` writes `dataset.json` and moves the dataset into place. Until then
+  it is a hidden directory the reader refuses, so a killed process leaves no
+  half dataset (and loses the episodes added since it opened).
+  """
+
+  def __init__(self, out: str, task: str, spec, policy: str,
+               description: str, seed: int, **extra):
+    """`spec` is the environment's (`suite.environment_spec`); `extra` goes
+    into `dataset.json` as is (e.g. where the episodes came from)."""
+    self._out = os.path.abspath(out)
+    _check_destination(self._out, overwrite=False)
+    self._task, self._spec, self._policy = task, spec, policy
+    self._description, self._seed, self._extra = description, seed, extra
+    self._tmp = _new_tmp(self._out)
+    self._playback = _Playback(spec)
+    self._recorder = _Recorder()
+    self._recorder.policy = policy
+    self._summaries: List[EpisodeSummary] = []
+    self._logger = envlogger.EnvLogger(
+        self._playback,
+        data_directory=os.path.join(self._tmp, layout.STEPS_DIR),
+        metadata={'format': layout.FORMAT,
+                  'format_version': layout.FORMAT_VERSION, 'task': task,
+                  'policy': policy, 'seed': seed},
+        step_fn=self._recorder.step_fn, episode_fn=self._recorder.episode_fn)
+
+  @property
+  def num_episodes(self) -> int:
+    return len(self._summaries)
+
+  def add(self, timesteps: Sequence[dm_env.TimeStep], actions: Sequence[Any],
+          **info) -> EpisodeSummary:
+    """Writes one whole episode: `timesteps[0]` is its first, `actions[k]`
+    led from `timesteps[k]` to `timesteps[k + 1]`. `info` joins its summary
+    in `dataset.json` (e.g. the learner step of the acting parameters)."""
+    if len(timesteps) != len(actions) + 1 or not timesteps[-1].last():
+      raise ValueError('an episode is its timesteps (first to last) and one '
+                       'action fewer')
+    self._playback.load(timesteps)
+    self._recorder.info = info
+    self._logger.reset()
+    for action in actions:
+      self._logger.step(action)
+    self._summaries.append(self._recorder.summary)
+    return self._recorder.summary
+
+  def close(self) -> Optional[Dict[str, Any]]:
+    """Installs the dataset; returns its metadata (None, and nothing on disk,
+    if no episode was added)."""
+    self._logger.close()
+    try:
+      if not self._summaries:
+        return None
+      metadata = _finish(
+          self._tmp, self._task, self._policy,
+          {self._policy: self._description}, self._seed, self._summaries,
+          self._recorder.all_log_probs,
+          specs_io.spec_to_json(self._spec), **self._extra)
+      _install(self._tmp, self._out)
+      return metadata
+    finally:
+      shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 if __name__ == '__main__':

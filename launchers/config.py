@@ -30,8 +30,10 @@ class RunConfig:
     task: dm_control suite task, e.g. 'cartpole_swingup'.
     run_dir: holds CSV logs, TensorBoard events, checkpoints, plots. Reusing a
       run directory resumes from its last checkpoint.
-    dataset: RLDS dataset directory (from `python -m environments.generate`).
-      Required except in selfimprove mode, which may start from no data.
+    dataset: RLDS dataset directory (from `python -m environments.generate`),
+      or several, comma-separated; a directory of datasets (a run's
+      `episodes/`) stands for all of them. Required except in selfimprove
+      mode, which may start from no data.
     agent: the PAC agent's configuration.
     num_actors: actor processes (finetune and selfimprove).
     max_learner_steps: the run stops when the learner reaches this step
@@ -52,6 +54,10 @@ class RunConfig:
     actor_niceness: CPU priority offset of actor processes (local_mp; 0-19,
       higher yields more). Where actors and the learner share cores, the
       learner is the bottleneck and actors get the cycles it leaves.
+    record_episodes: actors write the episodes they play to
+      `<run_dir>/episodes/` as datasets (see `launchers.recording`).
+    record_every_episodes: episodes per recorded dataset; a killed actor
+      loses at most the ones of its open dataset.
     max_restarts: times a dead actor or evaluator process is restarted
       (local_mp; per node). When every actor, or the evaluator, has died more
       often than this, the run stops with its checkpoints.
@@ -75,6 +81,8 @@ class RunConfig:
   learner_cpu_threads: int = 1
   actor_niceness: int = 10
   max_restarts: int = 3
+  record_episodes: bool = True
+  record_every_episodes: int = 10
 
   def __post_init__(self):
     _require(self.mode in MODES, 'mode', self.mode,
@@ -84,7 +92,8 @@ class RunConfig:
              'run_dir', self.run_dir,
              'a directory, but a file has that name; choose another path')
     for name in ('max_learner_steps', 'eval_every_steps', 'eval_episodes',
-                 'rounds', 'episodes_per_round', 'steps_per_round'):
+                 'rounds', 'episodes_per_round', 'steps_per_round',
+                 'record_every_episodes'):
       value = getattr(self, name)
       _require(isinstance(value, int) and value >= 1, name, value,
                'an integer >= 1')
@@ -166,14 +175,16 @@ def preflight(config: RunConfig) -> Tuple[object, Optional[int]]:
 
   num_transitions = None
   if config.dataset is not None:
-    try:
-      dataset = environments.load_dataset(config.dataset)
-      dataset.check_spec(spec)
-    except environments.DatasetError as e:
-      raise RunConfigError(
-          f'Dataset {config.dataset!r} cannot be used for task '
-          f'{config.task!r}: {e}') from e
-    num_transitions = dataset.num_nstep_transitions(config.agent.n_step)
+    num_transitions = 0
+    for path in environments.dataset_paths(config.dataset):
+      try:
+        dataset = environments.load_dataset(path)
+        dataset.check_spec(spec)
+      except environments.DatasetError as e:
+        raise RunConfigError(
+            f'Dataset {path!r} cannot be used for task {config.task!r}: '
+            f'{e}') from e
+      num_transitions += dataset.num_nstep_transitions(config.agent.n_step)
     if num_transitions < config.agent.min_replay_size:
       raise RunConfigError(
           f'Dataset {config.dataset!r} has {num_transitions} transitions, '

@@ -4,7 +4,9 @@ Shared by `launchers.run` (flags) and `launchers.main_job` (the main job); it
 defines no flags so that both can use it.
 """
 
+import glob
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -16,6 +18,7 @@ from launchers import config as config_lib
 from launchers import isolation
 from launchers import nodes
 from launchers import program as program_lib
+from launchers import recording
 from launchers import supervision
 
 
@@ -58,6 +61,9 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   for stale in (nodes.FINISHED_FILE, supervision.WORKERS_FILE):
     if os.path.exists(config.path(stale)):
       os.remove(config.path(stale))  # A previous run's, not this one's.
+  # Datasets that killed actors of earlier runs left unfinished.
+  for path in glob.glob(config.path(recording.EPISODES_DIR, '.*')):
+    shutil.rmtree(path, ignore_errors=True)
   manager = _launch_supervised(program, resources, log_dir, config)
   received = _record_signals()
   done = threading.Event()

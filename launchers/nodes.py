@@ -38,6 +38,7 @@ from agents.pac import replay
 from launchers import config as config_lib
 from launchers import logs
 from launchers import plotting
+from launchers import recording
 from launchers import supervision
 
 STATUS_FILE = 'status.log'
@@ -82,7 +83,7 @@ def _await(future, timeout: Optional[float] = None):
 
 
 class DatasetLoader:
-  """Fills the `offline` table from an RLDS dataset, then exits.
+  """Fills the `offline` table from the run's RLDS datasets, then exits.
 
   The dataset's steps come from its decoded cache (`environments/cache.py`),
   decoded from the EnvLogger files only on first use; the n-step transitions
@@ -104,8 +105,14 @@ class DatasetLoader:
     import environments  # pylint: disable=g-import-not-at-top
     agent = self._config.agent
     start = time.time()
-    dataset = environments.load_dataset(self._config.dataset)
-    transitions = dataset.transitions(agent.n_step, agent.discount)
+    datasets = [environments.load_dataset(path) for path in
+                environments.dataset_paths(self._config.dataset)]
+    # Replay holds no extras (a generated dataset's log_prob, which recorded
+    # episodes lack).
+    transitions = jax.tree.map(
+        lambda *parts: np.concatenate(parts),
+        *[d.transitions(agent.n_step, agent.discount)._replace(extras=())
+          for d in datasets])
     ready = time.time()
     total = len(transitions.reward)
     held = self._client.server_info()[replay.OFFLINE_TABLE].current_size
@@ -114,7 +121,7 @@ class DatasetLoader:
       return {'transitions': total, 'items': held, 'restored': True}
     if held:  # Never checkpointed so; but a part must not be loaded twice.
       self._client.reset(replay.OFFLINE_TABLE)
-    packer = replay.TransitionPacker.for_spec(dataset.spec)
+    packer = replay.TransitionPacker.for_spec(datasets[0].spec)
     with tqdm.tqdm(total=total, desc='load offline', unit='tr',
                    mininterval=2.0) as bar:
 
@@ -131,7 +138,7 @@ class DatasetLoader:
         return None
     return {'transitions': total, 'items': items,
             'seconds': time.time() - start, 'read_seconds': ready - start,
-            'cache': dataset.cache_status}
+            'cache': ', '.join(sorted({d.cache_status for d in datasets}))}
 
   def run(self):
     stats = self.load(should_stop=_stopping)
@@ -394,15 +401,20 @@ class _StopActing(Exception):
 
 
 class _StopAware(wrappers.EnvironmentWrapper):
-  """Ends an episode early (by raising) once `stop` is set."""
+  """Ends an episode early (by raising) once `stop` is set or the run stops.
+
+  Made in the node's main thread: `lp.stop_event()` is only reachable there,
+  and episodes also run in Courier's threads (`collect`).
+  """
 
   def __init__(self, environment: dm_env.Environment,
                stop: threading.Event):
     super().__init__(environment)
     self._stop = stop
+    self._run_stop = lp.stop_event()
 
   def step(self, action) -> dm_env.TimeStep:
-    if self._stop.is_set():
+    if self._stop.is_set() or self._run_stop.is_set():
       raise _StopActing()
     return self._environment.step(action)
 
@@ -436,9 +448,16 @@ class ActorNode:
                                self._source)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
                                     steps_key='actor_steps', time_delta=0)
+    self._label = f'actor/{actor_id}'
+    self._recorder = None
+    if run_config.record_episodes:
+      self._recorder = recording.EpisodeRecorder(
+          run_config, actor_id, spec, functools.partial(_learner_step,
+                                                        counter))
     self._loop = environment_loop.EnvironmentLoop(
         _StopAware(environment, self._stop), actor,
-        counting.Counter(counter, 'actor'), self._logger)
+        counting.Counter(counter, 'actor'), self._logger,
+        observers=[self._recorder] if self._recorder else ())
 
   def collect(self, num_episodes: int) -> List[float]:
     """Runs `num_episodes` episodes; returns their returns."""
@@ -464,7 +483,23 @@ class ActorNode:
     except _StopActing:
       pass
     finally:
+      if self._recorder:
+        self._recorder.close()
+        if self._recorder.episodes:
+          _status(self._config, f'[record] {self._label}: '
+                  f'{self._recorder.episodes} episodes in '
+                  f'{len(self._recorder.datasets)} datasets under '
+                  f'{self._config.path(recording.EPISODES_DIR)}')
       self._stopped.set()
+
+
+def _learner_step(counter) -> int:
+  """The learner's step count, from the counter node (-1 if unreachable)."""
+  try:
+    return int(counter.futures.get_counts().result(timeout=10).get(
+        'learner_steps', 0))  # No count before the learner's first step.
+  except Exception:  # pylint: disable=broad-except  (Courier error, timeout)
+    return -1
 
 
 class Evaluator:

@@ -20,7 +20,9 @@ from launchers import launching
 
 _MODE = flags.DEFINE_enum('mode', 'offline', config_lib.MODES, 'Run mode.')
 _TASK = flags.DEFINE_string('task', 'cartpole_swingup', 'dm_control task.')
-_DATASET = flags.DEFINE_string('dataset', None, 'RLDS dataset directory.')
+_DATASET = flags.DEFINE_string(
+    'dataset', None, 'RLDS dataset directory, or several, comma-separated; a '
+    'directory of datasets (a run\'s episodes/) counts as all of them.')
 _RUN_DIR = flags.DEFINE_string('run_dir', 'runs/default',
                                'Logs, checkpoints, plots; reuse to resume.')
 _PRESET = flags.DEFINE_string('preset', 'test', 'Network size preset.')
@@ -70,6 +72,12 @@ _LEARNER_THREADS = flags.DEFINE_integer(
 _MAX_RESTARTS = flags.DEFINE_integer(
     'max_restarts', 3, 'local_mp: restarts of each actor or evaluator process '
     'that dies before the run gives up on it.')
+_RECORD = flags.DEFINE_bool(
+    'record_episodes', True, 'Actors write their episodes to '
+    '<run_dir>/episodes/ as datasets (finetune, selfimprove).')
+_RECORD_EVERY = flags.DEFINE_integer(
+    'record_every_episodes', 10, 'Episodes per recorded dataset (a killed '
+    'actor loses those of its open one).')
 _LAUNCH_TYPE = flags.DEFINE_string(
     'lp_launch_type', 'local_mp',
     'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ...')
@@ -112,7 +120,8 @@ def run_config_from_flags() -> config_lib.RunConfig:
       steps_per_round=_STEPS_PER_ROUND.value,
       restore_from=_RESTORE_FROM.value, seed=_SEED.value,
       learner_cpu_threads=_LEARNER_THREADS.value,
-      max_restarts=_MAX_RESTARTS.value)
+      max_restarts=_MAX_RESTARTS.value, record_episodes=_RECORD.value,
+      record_every_episodes=_RECORD_EVERY.value)
 
 
 def main(argv):

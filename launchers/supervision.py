@@ -54,6 +54,7 @@ class Supervisor(worker_manager.WorkerManager):
     self._workers = {}  # label -> its record in workers.json.
     self.gave_up: Optional[str] = None  # Why the supervisor stopped the run.
     self.failed: List[str] = []  # Nodes whose death stopped the run.
+    self._hidden = {}  # Restartable nodes, during Launchpad's check.
 
   def start(self, label: str, command: List[str], env: Dict[str, str]):
     """Starts node `label` (also used, with the same arguments, to restart)."""
@@ -74,20 +75,48 @@ class Supervisor(worker_manager.WorkerManager):
   def _check_workers(self):
     """Restarts or retires dead restartable nodes, then Launchpad's checks.
 
-    Called by `wait()` every 0.1 s with the manager's lock held.
+    Called by `wait()` every 0.1 s with the manager's lock held. Launchpad's
+    check stops the run on any non-zero exit it sees, so it is shown only the
+    other nodes: a restartable node dying between our look and its own would
+    otherwise stop the run.
     """
-    if not self._stop_counter:
-      for label, process in list(self.processes.items()):
-        code = process.poll()
-        if code in (None, 0) or self._workers[label]['state'] == 'gone':
-          continue
-        if _group(label) in RESTARTABLE:
-          self._on_death(label, code)
-        else:  # Launchpad's own check below stops the run.
-          self._workers[label]['state'] = 'gone'
-          self.failed.append(f'{label} ({_describe_exit(code)})')
+    stopping = bool(self._stop_counter)
+    for label, process in self.processes.items():
+      if _group(label) not in RESTARTABLE or not self._active_workers[label]:
+        continue
+      code = process.poll()
+      if code is None:
+        continue
+      if code == 0 or stopping:
+        self._active_workers[label] = []  # Ended (or stopped with the run).
+      else:
+        self._on_death(label, code)
+    if not stopping:
       self._give_up_on_empty_groups()
-    super()._check_workers()
+    self._hidden = {label: self._active_workers.pop(label)
+                    for label in list(self._active_workers)
+                    if _group(label) in RESTARTABLE}
+    try:
+      super()._check_workers()
+    finally:
+      self._active_workers.update(self._hidden)
+      self._hidden = {}
+    if self._first_failure and not self._stop_counter:
+      self._stop()  # Launchpad's check skips this when only they are left.
+    if not stopping:  # A death Launchpad's check saw: name it.
+      for label, process in self.processes.items():
+        if (_group(label) not in RESTARTABLE and
+            process.poll() not in (None, 0) and
+            self._workers[label]['state'] != 'gone'):
+          self._workers[label]['state'] = 'gone'
+          self.failed.append(f'{label} ({_describe_exit(process.returncode)})')
+
+  def _disable_alarm(self):
+    """Launchpad's, unless restartable nodes (hidden from its check) still
+    run: the alarm is what kills nodes that outlive the stop notice."""
+    if any(self._hidden.values()):
+      return
+    super()._disable_alarm()
 
   def _on_death(self, label: str, code: int):
     record = self._workers[label]

@@ -75,6 +75,7 @@ _MADE = {
     'README.md': [
         'runs/main/finetune/results.md', 'runs/offline/eval.jsonl',
         'runs/ft/eval.jsonl', 'runs/si/results.md',
+        'runs/si/episodes/*/dataset.json', 'runs/si_next/eval.jsonl',
         'runs/acme_local/logs/learner/logs.csv',
         'runs/acme_local/checkpoints/learner/checkpoint',
         'runs/acme_distributed/logs/learner/logs.csv',

@@ -13,8 +13,10 @@ import sys
 import time
 import uuid
 
+import numpy as np
 import pytest
 
+import environments
 from tests import processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -147,8 +149,44 @@ def test_a_killed_actor_and_evaluator_are_restarted_and_the_run_finishes(
   for label, pid in killed.items():
     assert workers[label]['restarts'] == 1 and workers[label]['pid'] != pid
   assert workers['actor/0']['deaths'] == []
+  # actor/0 closed its recorded episodes at the stop; they load.
+  assert '[record] actor/0:' in output, output
+  recorded = environments.dataset_paths(os.path.join(run_dir, 'episodes'))
+  assert recorded and all(environments.load_dataset(path).num_episodes >= 1
+                          for path in recorded)
   time.sleep(1.0)
   assert processes.processes_with(token) == []
+
+
+@pytest.mark.integration
+def test_selfimprove_records_the_episodes_it_collects(
+    tmp_path, cartpole_dataset):
+  """Each collected episode is on disk, as a dataset a later run can use
+  (`--dataset=...,<run_dir>/episodes`: tests/launchers/test_nodes.py and the
+  README's commands)."""
+  run_dir = str(tmp_path / 'si')
+  process = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
+                    '--mode=selfimprove', '--num_actors=2', '--rounds=1',
+                    '--episodes_per_round=2', '--steps_per_round=16',
+                    '--record_every_episodes=1')
+  output, _ = process.communicate(timeout=600)
+  assert process.returncode == 0, output
+  episodes_dir = os.path.join(run_dir, 'episodes')
+  recorded = environments.dataset_paths(episodes_dir)
+  assert len(recorded) == 2, recorded  # One episode per actor and dataset.
+  assert '[record] actor/0: 1 episodes in 1 datasets' in output, output
+  returns = []
+  for path in recorded:
+    dataset = environments.load_dataset(path)
+    assert dataset.metadata['policy'] == 'pac'
+    assert dataset.metadata['run_dir'] == os.path.abspath(run_dir)
+    (episode,) = dataset.episodes()
+    assert episode['learner_step'] >= 0 and episode['steps'][
+        'action'].shape == (1001, 1)
+    returns.append(episode['return'])
+  # The very episodes the round collected.
+  assert (f'[round 1] collected 2 episodes, behaviour return '
+          f'{np.mean(returns):.1f}') in output, output
 
 
 @pytest.mark.integration

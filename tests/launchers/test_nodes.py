@@ -80,3 +80,33 @@ def test_dataset_loader_fills_the_table_cold_then_warm(tmp_path,
         should_stop=lambda: True) is None
   finally:
     server.stop()
+
+
+def test_several_datasets_and_a_directory_of_them_fill_one_table(
+    tmp_path, cartpole_dataset):
+  """`--dataset=a,dir`: a run's recorded `episodes/` counts as its datasets."""
+  episodes = tmp_path / 'episodes'
+  for name, seed in (('actor_0_000', 1), ('actor_1_000', 2)):
+    environments.write_dataset(str(episodes / name), TASK, 'random', 1, seed)
+  os.makedirs(episodes / '.actor_2_000.incomplete-x')  # A killed actor's.
+  agent = pac_config.PACConfig(offline_block_size=8, n_step=5)
+  config = config_lib.RunConfig(
+      mode='offline', task=TASK, run_dir=str(tmp_path / 'run'),
+      dataset=f'{cartpole_dataset},{episodes}', agent=agent)
+  paths = environments.dataset_paths(config.dataset)
+  assert paths == [cartpole_dataset, str(episodes / 'actor_0_000'),
+                   str(episodes / 'actor_1_000')]
+  count = sum(environments.load_dataset(p).num_nstep_transitions(5)
+              for p in paths)
+  spec, num_offline = config_lib.preflight(config)
+  assert num_offline == count
+  server = reverb.Server(builder_lib.PACBuilder(
+      agent, offline_table_size=count).make_replay_tables(spec))
+  try:
+    client = reverb.Client(f'localhost:{server.port}')
+    stats = nodes.DatasetLoader(config, client).load()
+    assert stats['transitions'] == count
+    assert client.server_info()[replay.OFFLINE_TABLE].current_size == (
+        replay.num_blocks(count, 8))
+  finally:
+    server.stop()

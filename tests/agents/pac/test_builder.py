@@ -1,22 +1,18 @@
 """PACBuilder inside Acme's own layouts, on a real MuJoCo task.
 
-This is what "drop PAC into an Acme experiment" means: the builder runs under
-`acme.jax.layouts.local_layout.LocalLayout` with the real Reverb server, and
-the learner trains. `DistributedLayout` under Launchpad's `local_mp` is the
-README's example program, run by tests/test_docs.py.
+This is what "drop PAC into an Acme experiment" means: the builder's parts on
+the real Reverb server. Whole programs, `LocalLayout` and `DistributedLayout`
+(under Launchpad's `local_mp`), are the README's examples, run by
+tests/test_docs.py.
 """
 
-from acme import environment_loop
 from acme import specs
-from acme.jax.layouts import local_layout
-from acme.utils import loggers
 import numpy as np
 import reverb
 
 import environments
 from agents.pac import builder as builder_lib
 from agents.pac import config as config_lib
-from agents.pac import networks as networks_lib
 from agents.pac import replay
 
 TASK = 'cartpole_swingup'
@@ -56,26 +52,3 @@ def test_replay_tables_signatures():
     server.stop()
 
 
-def test_local_layout_trains_on_cartpole(tmp_path):
-  """Acme's LocalLayout: the actor fills `online`, the learner steps."""
-  config = _config()
-  environment = environments.make_environment(TASK, seed=0)
-  spec = specs.make_environment_spec(environment)
-  builder = builder_lib.PACBuilder(config)
-  networks = networks_lib.make_networks(spec, config)
-  agent = local_layout.LocalLayout(
-      seed=0, environment_spec=spec, builder=builder, networks=networks,
-      policy_network=builder.make_policy(networks),
-      # The layout must see a few more observations than the table's minimum
-      # size: the n-step adder writes its first items late, and a learner step
-      # on an under-filled table would block the single-threaded loop.
-      workdir=str(tmp_path),
-      min_replay_size=config.min_replay_size + config.n_step,
-      samples_per_insert=config.samples_per_insert,
-      batch_size=config.batch_size, checkpoint=False)
-  loop = environment_loop.EnvironmentLoop(
-      environment, agent, logger=loggers.NoOpLogger())
-  loop.run(num_steps=250)
-  learner_steps = agent._learner.num_steps  # pylint: disable=protected-access
-  # One learner step per env step once `min_replay_size` transitions exist.
-  assert learner_steps >= 200, learner_steps
