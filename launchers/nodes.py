@@ -23,6 +23,7 @@ from acme import specs
 from acme import wrappers
 from acme.tf import savers as tf_savers
 from acme.utils import counting
+from acme.utils import loggers
 import dm_env
 import jax
 import launchpad as lp
@@ -308,8 +309,8 @@ class LearnerNode(core.VariableSource):
   def _save(self, force: bool = False):
     """Checkpoints the learner (if due), then the replay tables.
 
-    Each is recorded next to it once complete: the learner's step in
-    `saved_step.txt`, the tables' sizes in `REPLAY_SAVED_FILE`. A run killed
+    The tables' checkpoint is recorded once complete, with the learner step
+    it pairs with, in `REPLAY_SAVED_FILE`. A run killed
     outright (kill -9 of every process) loses at most what came after the
     last pair: learner steps and online inserts of up to
     `checkpoint_every_s` seconds (plus one checkpoint's duration). A stopped
@@ -318,8 +319,6 @@ class LearnerNode(core.VariableSource):
     """
     if not self._checkpointer.save(force=force):
       return
-    _write_atomic(os.path.join(self._checkpointer.directory, 'saved_step.txt'),
-                  str(self._learner.num_steps))
     if self._offline_ready and not _stopping():  # At a stop: ReplayNode.
       _checkpoint_replay(self._client, self._config, self._learner.num_steps)
 
@@ -432,20 +431,14 @@ class ActorNode:
                replay_client: reverb.Client,
                variable_source: core.VariableSource,
                counter: counting.Counter, actor_id: int):
-    import environments  # pylint: disable=g-import-not-at-top
     self._config = run_config
     self._stop = threading.Event()
     self._stopped = threading.Event()
-    environment = environments.make_environment(
-        run_config.task, seed=run_config.seed + 1000 * (actor_id + 1))
-    spec = specs.make_environment_spec(environment)
-    builder = make_builder(run_config, None)
-    networks = networks_lib.make_networks(spec, run_config.agent)
-    random_key = jax.random.PRNGKey(run_config.seed + 1000 * (actor_id + 1))
     self._source = _TrackedSource(variable_source)
-    actor = builder.make_actor(random_key, builder.make_policy(networks),
-                               builder.make_adder(replay_client),
-                               self._source)
+    environment, actor = _make_acting(
+        run_config, run_config.seed + 1000 * (actor_id + 1), self._source,
+        replay_client=replay_client)
+    spec = specs.make_environment_spec(environment)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
                                     steps_key='actor_steps', time_delta=0)
     self._label = f'actor/{actor_id}'
@@ -502,29 +495,40 @@ def _learner_step(counter) -> int:
     return -1
 
 
+def _make_acting(run_config: config_lib.RunConfig, seed: int,
+                 variable_source: core.VariableSource,
+                 replay_client: Optional[reverb.Client] = None,
+                 evaluation: bool = False):
+  """(environment, actor) of this run's task and policy: an actor's (adding
+  to `replay_client`) or the evaluator's (`evaluation`), seeded by `seed`."""
+  import environments  # pylint: disable=g-import-not-at-top
+  environment = environments.make_environment(run_config.task, seed=seed)
+  spec = specs.make_environment_spec(environment)
+  agent = run_config.agent
+  if evaluation:
+    # One parameter snapshot per evaluation: `evaluate` fetches it (a period
+    # of 1 makes every `update(wait=True)` fetch), and no fetch runs during
+    # episodes, so an evaluation scores one set of parameters.
+    agent = dataclasses.replace(agent, variable_update_period=1)
+  builder = make_builder(dataclasses.replace(run_config, agent=agent), None)
+  networks = networks_lib.make_networks(spec, run_config.agent)
+  actor = builder.make_actor(
+      jax.random.PRNGKey(seed), builder.make_policy(networks, evaluation),
+      builder.make_adder(replay_client) if replay_client else None,
+      variable_source)
+  return environment, actor
+
+
 class Evaluator:
   """Evaluates the current parameters with the evaluation policy, on request."""
 
   def __init__(self, run_config: config_lib.RunConfig,
                variable_source: core.VariableSource):
-    import environments  # pylint: disable=g-import-not-at-top
     self._config = run_config
-    self._environment = environments.make_environment(
-        run_config.task, seed=run_config.seed + 7)
-    spec = specs.make_environment_spec(self._environment)
-    # One parameter snapshot per evaluation: `evaluate` fetches it (a period
-    # of 1 makes every `update(wait=True)` fetch), and no fetch runs during
-    # episodes, so an evaluation scores one set of parameters.
-    builder = make_builder(dataclasses.replace(
-        run_config, agent=dataclasses.replace(run_config.agent,
-                                              variable_update_period=1)), None)
-    networks = networks_lib.make_networks(spec, run_config.agent)
-    self._actor = builder.make_actor(
-        jax.random.PRNGKey(run_config.seed + 7),
-        builder.make_policy(networks, evaluation=True),
-        None, variable_source)
+    self._environment, self._actor = _make_acting(
+        run_config, run_config.seed + 7, variable_source, evaluation=True)
     self._loop = environment_loop.EnvironmentLoop(
-        self._environment, self._actor, logger=_NullLogger(),
+        self._environment, self._actor, logger=loggers.NoOpLogger(),
         should_update=False)
 
   def evaluate(self, num_episodes: int) -> Dict[str, float]:
@@ -704,16 +708,6 @@ def _replay_stats(client: reverb.Client) -> Dict[str, int]:
     stats[f'{name}_inserted'] = int(
         info.rate_limiter_info.insert_stats.completed)
   return stats
-
-
-class _NullLogger:
-  """Evaluation episodes are reported by the controller, not per episode."""
-
-  def write(self, values):
-    del values
-
-  def close(self):
-    pass
 
 
 def _status(run_config: config_lib.RunConfig, line: str):

@@ -64,8 +64,6 @@ def test_a_killed_run_resumes_its_learner_and_its_replay(
   what came after the last checkpoint pair (learner, then Reverb's tables)."""
   token = uuid.uuid4().hex
   run_dir = str(tmp_path / 'run')
-  saved_step_file = os.path.join(run_dir, 'checkpoints', 'learner',
-                                 'saved_step.txt')
   replay_file = os.path.join(run_dir, 'checkpoints', 'replay_saved.json')
   process = _launch(run_dir, cartpole_dataset, token, '--mode=finetune',
                     '--num_actors=1', '--online_fraction=0.5',
@@ -77,8 +75,9 @@ def test_a_killed_run_resumes_its_learner_and_its_replay(
          time.time() < deadline):
     time.sleep(0.5)
   os.kill(_pid(run_dir, 'learner/0', process), signal.SIGKILL)
-  saved_before_kill = int(_read(saved_step_file))
   replay_saved = json.loads(_read(replay_file))
+  # The learner's step at the last checkpoint pair.
+  saved_before_kill = replay_saved['learner_step']
   output, _ = process.communicate(timeout=300)
   # Launchpad notices the dead worker and stops the run; one line says which
   # node died and how to resume, no traceback.
@@ -224,9 +223,8 @@ def test_a_signal_stops_the_run_with_every_node_checkpointed(
   final = json.loads(_read(os.path.join(checkpoints, 'learner_stopped.json')))
   replay_saved = json.loads(_read(os.path.join(checkpoints,
                                                 'replay_saved.json')))
-  saved_step = int(_read(os.path.join(checkpoints, 'learner',
-                                      'saved_step.txt')))
-  assert final['step'] == saved_step == replay_saved['learner_step'] > 0
+  saved_step = replay_saved['learner_step']
+  assert final['step'] == saved_step > 0
   if to_group:  # Rerunning resumes exactly there.
     restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
                       f'--max_learner_steps={saved_step + 8}',
