@@ -73,7 +73,14 @@ def _check_resumable(config: config_lib.RunConfig) -> None:
   Writes `config.json` on first use; later runs with the same directory must
   agree on the fields the checkpoints depend on.
   """
-  os.makedirs(config.run_dir, exist_ok=True)
+  try:
+    os.makedirs(config.run_dir, exist_ok=True)
+    if not os.access(config.run_dir, os.W_OK):
+      raise PermissionError(13, 'not writable')
+  except OSError as e:
+    raise config_lib.RunConfigError(
+        f'run_dir {config.run_dir!r} cannot be created or written '
+        f'({e.strerror}); choose a writable path.') from e
   path = config.path('config.json')
   current = {k: (v if _jsonable(v) else repr(v))
              for k, v in _flat(config).items()}

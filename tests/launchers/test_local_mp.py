@@ -237,6 +237,7 @@ def test_a_signal_stops_the_run_with_every_node_checkpointed(
 @pytest.mark.parametrize('dataset,run_dir,named', [
     ('missing', 'run', 'missing'),  # No dataset there.
     ('data', 'file', 'a file has that name'),  # --run_dir names a file.
+    ('data', 'file/run', 'cannot be created'),  # Under a file: not writable.
 ])
 def test_cli_reports_bad_input_in_one_line_with_status_2(
     tmp_path, cartpole_dataset, dataset, run_dir, named):
