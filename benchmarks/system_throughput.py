@@ -83,7 +83,7 @@ def _loader(path: str, config, client):
   from launchers import nodes  # pylint: disable=g-import-not-at-top
   run = config_lib.RunConfig(mode='offline', task=TASK, run_dir='unused',
                              dataset=path, agent=config)
-  return nodes.DatasetLoader(run, client)
+  return nodes.DatasetLoader(run, client, seed=0)
 
 
 def measure_load(path: str, spec, count: int) -> Dict[str, Any]:

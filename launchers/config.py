@@ -46,7 +46,8 @@ class RunConfig:
       episodes are split across actors.
     restore_from: optional run directory of an earlier (e.g. offline) run whose
       learner checkpoint initialises this one (finetune from an offline model).
-    seed: seeds environments, actors and the learner.
+    seed: the run's seed; each node (loader, learner, evaluator, actors)
+      gets its own, one split of it (`program.node_seeds`).
     learner_cpu_threads: XLA compute threads of the learner process when it
       runs on the CPU (local_mp). 1 is fastest for small models on a few
       cores (ops this small lose more to thread hand-offs than they gain);

@@ -95,9 +95,10 @@ class DatasetLoader:
   """
 
   def __init__(self, run_config: config_lib.RunConfig,
-               replay_client: reverb.Client):
+               replay_client: reverb.Client, seed: int):
     self._config = run_config
     self._client = replay_client
+    self._seed = seed  # Of the insertion order.
 
   def load(self, should_stop: Callable[[], bool] = lambda: False
            ) -> Optional[Dict[str, Any]]:
@@ -134,7 +135,7 @@ class DatasetLoader:
       try:
         items = replay.insert_offline(
             self._client, transitions, packer, agent.offline_block_size,
-            np.random.default_rng(self._config.seed), on_progress=progress)
+            np.random.default_rng(self._seed), on_progress=progress)
       except _Stopped:
         return None
     return {'transitions': total, 'items': items,
@@ -227,34 +228,49 @@ def _checkpoint_replay(client: reverb.Client,
       'items': {name: table.current_size for name, table in info.items()}}))
 
 
-class CounterNode:
+class _Runner(tf_savers.CheckpointingRunner):
+  """Acme's `CheckpointingRunner`, with a `run` that returns at the stop.
+
+  Acme's loops forever (its process is killed at the end); a node of ours
+  must return, after a last checkpoint, so a stopped run loses nothing.
+  Subclasses give one `step` of their loop and `finish`. Courier serves the
+  names `dir` lists: Acme's runner lists the wrapped object's, this adds the
+  subclass's own methods (not the loop's).
+  """
+
+  def run(self):
+    while not _stopping():
+      self.step()
+    self.finish()
+
+  def finish(self):
+    self._checkpointer.save(force=True)
+
+  def __dir__(self):
+    own = set(vars(type(self))) - {'run', 'step', 'finish'}
+    return sorted(set(super().__dir__()) | own)
+
+
+class CounterNode(_Runner):
   """Acme's shared `Counter`, checkpointed into the run directory."""
 
   def __init__(self, run_config: config_lib.RunConfig):
-    self._config = run_config
-    self._counter = counting.Counter()
-    self._checkpointer = tf_savers.Checkpointer(
-        {'counter': self._counter}, directory=run_config.run_dir,
+    super().__init__(
+        counting.Counter(), key='counter', directory=run_config.run_dir,
         subdirectory='counter', add_uid=False,
         time_delta_minutes=run_config.checkpoint_every_s / 60)
+    self._config = run_config
 
-  def increment(self, **counts):
-    return self._counter.increment(**counts)
+  def step(self):
+    self._checkpointer.save()
+    lp.wait_for_stop(1.0)
 
-  def get_counts(self):
-    return self._counter.get_counts()
-
-  def get_steps_key(self):
-    return self._counter.get_steps_key()
-
-  def run(self):
-    while not lp.wait_for_stop(1.0):
-      self._checkpointer.save()
-    _serve_until_learner_stopped(self._config)
-    self._checkpointer.save(force=True)
+  def finish(self):
+    _serve_until_learner_stopped(self._config)  # It counts its last steps.
+    super().finish()
 
 
-class LearnerNode(core.VariableSource):
+class LearnerNode(_Runner, core.VariableSource):
   """Runs the PAC learner up to a step budget and checkpoints it.
 
   In offline and finetune modes the budget is the run's total from the start;
@@ -267,10 +283,7 @@ class LearnerNode(core.VariableSource):
                environment_spec: specs.EnvironmentSpec,
                replay_client: reverb.Client,
                counter: counting.Counter,
-               num_offline_transitions: Optional[int]):
-    self._config = run_config
-    self._client = replay_client
-    self._num_offline = num_offline_transitions
+               num_offline_transitions: Optional[int], seed: int):
     builder = make_builder(run_config, num_offline_transitions)
     networks = networks_lib.make_networks(environment_spec, run_config.agent)
     if os.path.exists(run_config.path(LEARNER_STOPPED_FILE)):
@@ -280,15 +293,17 @@ class LearnerNode(core.VariableSource):
     # keeps it per node thread).
     iterator.should_stop = lp.stop_event().is_set
     self._learner = builder.make_learner(
-        jax.random.PRNGKey(run_config.seed), networks, iterator,
-        replay_client,
+        jax.random.PRNGKey(seed), networks, iterator, replay_client,
         # Sync every step (Acme's default is once a second), so the shared
         # count always equals the learner's step when the controller looks.
         counting.Counter(counter, 'learner', time_delta=0.))
-    self._checkpointer = tf_savers.Checkpointer(
-        {'learner': self._learner}, directory=run_config.run_dir,
+    super().__init__(  # Restores the run's latest checkpoint, if any.
+        self._learner, key='learner', directory=run_config.run_dir,
         subdirectory='learner', add_uid=False,
         time_delta_minutes=run_config.checkpoint_every_s / 60)
+    self._config = run_config
+    self._client = replay_client
+    self._num_offline = num_offline_transitions
     if self._learner.num_steps == 0 and run_config.restore_from:
       # Initialise from another run (e.g. finetune an offline model).
       tf_savers.Checkpointer(
@@ -303,6 +318,7 @@ class LearnerNode(core.VariableSource):
     # Replay is checkpointed only once the offline table is complete, so a
     # restored offline table is always the whole dataset.
     self._offline_ready = False
+    self._saved_final = False
     self._budget = (0 if run_config.mode == 'selfimprove' else
                     run_config.max_learner_steps)
 
@@ -349,19 +365,23 @@ class LearnerNode(core.VariableSource):
   def run(self):
     self._wait_for_offline_data()
     self._offline_ready = not _stopping()
-    saved_final = False
-    while not _stopping():
-      if self._learner.num_steps < self._budget:
-        try:
-          self._learner.step(max_steps=self._budget - self._learner.num_steps)
-        except StopIteration:  # Replay waits end at a stop (see replay.py).
-          break
-        self._save()
-      else:
-        if self.done() and not saved_final:
-          self._save(force=True)
-          saved_final = True
-        lp.wait_for_stop(0.2)
+    super().run()
+
+  def step(self):
+    """Learns up to the budget (then saves), or waits for a larger one."""
+    if self._learner.num_steps < self._budget:
+      try:
+        self._learner.step(max_steps=self._budget - self._learner.num_steps)
+      except StopIteration:  # Replay waits end at a stop (see replay.py).
+        return
+      self._save()
+    else:
+      if self.done() and not self._saved_final:
+        self._save(force=True)
+        self._saved_final = True
+      lp.wait_for_stop(0.2)
+
+  def finish(self):
     self._save(force=True)
     _write_atomic(self._config.path(LEARNER_STOPPED_FILE), json.dumps(
         {'step': self._learner.num_steps, 'offline_ready': self._offline_ready}))
@@ -430,13 +450,13 @@ class ActorNode:
   def __init__(self, run_config: config_lib.RunConfig,
                replay_client: reverb.Client,
                variable_source: core.VariableSource,
-               counter: counting.Counter, actor_id: int):
+               counter: counting.Counter, actor_id: int, seed: int):
     self._config = run_config
     self._stop = threading.Event()
     self._stopped = threading.Event()
     self._source = _TrackedSource(variable_source)
     environment, actor = _make_acting(
-        run_config, run_config.seed + 1000 * (actor_id + 1), self._source,
+        run_config, seed, self._source,
         replay_client=replay_client)
     spec = specs.make_environment_spec(environment)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
@@ -523,10 +543,10 @@ class Evaluator:
   """Evaluates the current parameters with the evaluation policy, on request."""
 
   def __init__(self, run_config: config_lib.RunConfig,
-               variable_source: core.VariableSource):
+               variable_source: core.VariableSource, seed: int):
     self._config = run_config
     self._environment, self._actor = _make_acting(
-        run_config, run_config.seed + 7, variable_source, evaluation=True)
+        run_config, seed, variable_source, evaluation=True)
     self._loop = environment_loop.EnvironmentLoop(
         self._environment, self._actor, logger=loggers.NoOpLogger(),
         should_update=False)

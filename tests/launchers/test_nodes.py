@@ -39,7 +39,7 @@ def test_evaluator_fetches_one_snapshot_per_evaluation(tmp_path):
   networks = networks_lib.make_networks(spec, agent)
   zero = jax.tree.map(np.zeros_like, networks.init(jax.random.PRNGKey(0)))
   source = _CountingSource(zero)
-  evaluator = nodes.Evaluator(config, source)
+  evaluator = nodes.Evaluator(config, source, seed=0)
   assert source.fetches == 1  # The actor's first fetch, at construction.
   evaluator.evaluate(1)
   assert source.fetches == 2  # Fresh parameters for every evaluation...
@@ -63,7 +63,7 @@ def test_dataset_loader_fills_the_table_cold_then_warm(tmp_path,
         agent, offline_table_size=count).make_replay_tables(spec))
     client = reverb.Client(f'localhost:{server.port}')
     try:
-      stats = nodes.DatasetLoader(config, client).load()
+      stats = nodes.DatasetLoader(config, client, seed=0).load()
       assert stats['cache'] == expected_cache
       assert stats['transitions'] == count
       assert stats['items'] == replay.num_blocks(count, 8)
@@ -76,7 +76,7 @@ def test_dataset_loader_fills_the_table_cold_then_warm(tmp_path,
       agent, offline_table_size=count).make_replay_tables(spec))
   try:
     client = reverb.Client(f'localhost:{server.port}')
-    assert nodes.DatasetLoader(config, client).load(
+    assert nodes.DatasetLoader(config, client, seed=0).load(
         should_stop=lambda: True) is None
   finally:
     server.stop()
@@ -104,9 +104,23 @@ def test_several_datasets_and_a_directory_of_them_fill_one_table(
       agent, offline_table_size=count).make_replay_tables(spec))
   try:
     client = reverb.Client(f'localhost:{server.port}')
-    stats = nodes.DatasetLoader(config, client).load()
+    stats = nodes.DatasetLoader(config, client, seed=0).load()
     assert stats['transitions'] == count
     assert client.server_info()[replay.OFFLINE_TABLE].current_size == (
         replay.num_blocks(count, 8))
   finally:
     server.stop()
+
+
+def test_counter_node_serves_acme_counter_and_restores_it(tmp_path):
+  config = config_lib.RunConfig(mode='offline', task=TASK,
+                                run_dir=str(tmp_path), dataset='unused')
+  counter = nodes.CounterNode(config)
+  # Courier serves what dir() lists: the wrapped Counter's methods, not the
+  # node's loop.
+  served = {name for name in dir(counter) if not name.startswith('_')}
+  assert {'increment', 'get_counts'} <= served
+  assert not {'run', 'step', 'finish'} & served
+  counter.increment(learner_steps=5)
+  counter._checkpointer.save(force=True)  # pylint: disable=protected-access
+  assert nodes.CounterNode(config).get_counts() == {'learner_steps': 5}

@@ -162,3 +162,17 @@ def test_selfimprove_rounds_collect_train_and_evaluate(tmp_path,
   status = _status(config.run_dir)
   assert '[round 2] collected 1 episodes' in status
   assert '| round | learner steps |' in status
+
+
+def test_node_seeds_are_one_split_of_the_run_seed():
+  seeds = program_lib.node_seeds(0, num_actors=3)
+  assert set(seeds) == {'dataset_loader', 'learner', 'evaluator', 'actor_0',
+                        'actor_1', 'actor_2'}
+  assert len(set(seeds.values())) == len(seeds)  # Independent streams.
+  assert program_lib.node_seeds(0, num_actors=3) == seeds  # Reproducible.
+  # Adding actors leaves every other node's seed as it was.
+  more = program_lib.node_seeds(0, num_actors=5)
+  assert {k: more[k] for k in seeds} == seeds
+  # Unlike seed offsets, run 0 and run 1 share no node seed.
+  assert not set(seeds.values()) & set(
+      program_lib.node_seeds(1, num_actors=3).values())
