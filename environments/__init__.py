@@ -13,9 +13,9 @@ imports nothing heavy: no dm_control, MuJoCo, EnvLogger, TensorFlow or JAX. It
 also lets the CLI configure EnvLogger's C++ logging before EnvLogger loads.
 """
 
-import importlib
 import os
-from typing import Any, List
+
+import lazy_exports
 
 # Headless by default: nothing here opens a window, and without a display
 # dm_control's default (GLFW) prints an X11 warning in every process. Set
@@ -47,14 +47,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-  if name not in _EXPORTS:
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-  value = getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
-  globals()[name] = value  # Later accesses skip this function.
-  return value
-
-
-def __dir__() -> List[str]:
-  return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports.attach(__name__, _EXPORTS)

@@ -13,8 +13,7 @@ package itself imports nothing, because `agents` imports `acme_compat` from
 it before Acme's JAX modules may load (see agents/__init__.py).
 """
 
-import importlib
-from typing import Any, List
+import lazy_exports
 
 _EXPORTS = {
     'ConfigError': 'config',
@@ -29,14 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-  if name not in _EXPORTS:
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-  value = getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
-  globals()[name] = value  # Later accesses skip this function.
-  return value
-
-
-def __dir__() -> List[str]:
-  return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports.attach(__name__, _EXPORTS)

@@ -198,11 +198,18 @@ def test_a_signal_stops_the_run_with_every_node_checkpointed(
   token = uuid.uuid4().hex
   run_dir = str(tmp_path / 'run')
   checkpoints = os.path.join(run_dir, 'checkpoints')
+  # Ctrl-C: with an actor, whose open dataset of episodes (none closed
+  # before: 100 per dataset) must be closed at the stop.
+  acting = (['--mode=finetune', '--num_actors=1',
+             '--record_every_episodes=100'] if to_group else [])
   process = _launch(run_dir, cartpole_dataset, token,
                     '--max_learner_steps=100000', '--eval_every_steps=100000',
-                    '--checkpoint_every_s=1')
-  _wait_for_file(os.path.join(checkpoints, 'replay_saved.json'), process,
-                 timeout=300)
+                    '--checkpoint_every_s=1', *acting)
+  replay_saved = os.path.join(checkpoints, 'replay_saved.json')
+  _wait_for_file(replay_saved, process, timeout=300)
+  while acting and json.loads(_read(replay_saved))['items']['online'] < 1100:
+    assert process.poll() is None, process.stdout.read()
+    time.sleep(0.5)  # Over 1,000 actor steps: its first episode ended.
   number = getattr(signal, signame)
   start = time.time()
   if to_group:
@@ -225,7 +232,16 @@ def test_a_signal_stops_the_run_with_every_node_checkpointed(
                                                 'replay_saved.json')))
   saved_step = replay_saved['learner_step']
   assert final['step'] == saved_step > 0
-  if to_group:  # Rerunning resumes exactly there.
+  if to_group:
+    # The interrupted run's episodes: closed at the stop, whole, loadable.
+    assert '[record] actor/0: ' in output, output
+    (recorded,) = environments.dataset_paths(os.path.join(run_dir,
+                                                          'episodes'))
+    dataset = environments.load_dataset(recorded)
+    assert dataset.num_episodes >= 1
+    assert all(episode['steps']['action'].shape == (1001, 1)
+               for episode in dataset.episodes())
+    # Rerunning resumes exactly there.
     restart = _launch(run_dir, cartpole_dataset, uuid.uuid4().hex,
                       f'--max_learner_steps={saved_step + 8}',
                       f'--eval_every_steps={saved_step + 8}')
