@@ -30,13 +30,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 
-.PHONY: setup run test test-fast bench data clean help
+.PHONY: setup run test test-fast bench scaling data clean help
 
 help:
 	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR), RUN_ARGS=...)"
 	@echo "make test      all tests (pytest)"
 	@echo "make test-fast tests without the 'integration' marker"
 	@echo "make bench     benchmarks -> benchmarks/results/"
+	@echo "make scaling   model-size x compute sweep, PAC vs BC (SCALING_ARGS=...; resumable)"
 	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
 
 setup: $(PTH)
@@ -69,6 +70,9 @@ bench: $(PTH)
 	$(PY) -m benchmarks.env_throughput
 	$(PY) -m benchmarks.agent_throughput
 	$(PY) -m benchmarks.system_throughput
+
+scaling: $(PTH)
+	$(PY) -m benchmarks.scaling $(SCALING_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

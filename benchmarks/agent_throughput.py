@@ -77,14 +77,7 @@ def measure_learner(preset: str, batch_size: int) -> Dict[str, Any]:
   spec = networks_lib.reference_spec()
   networks = networks_lib.make_networks(spec, config)
   batch = _batch(spec, batch_size, 0)
-  step = jax.jit(learning.make_sgd_step(networks, config,
-                                        learning.make_optimizer(config)))
-  state = jax.eval_shape(lambda k: learning.init_training_state(
-      networks, learning.make_optimizer(config), k), jax.random.PRNGKey(0))
-  analysis = step.lower(state, batch).compile().cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0]
-  flops = float(analysis['flops'])
+  flops = learning.sgd_step_flops(networks, config, batch)
   builder = builder_lib.PACBuilder(
       config, logger_factory=lambda label: loggers.NoOpLogger())
   # The builder compiles the learner's call before returning it.

@@ -65,6 +65,9 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
      '--results_dir=$PWD/results'),
     (r'\.venv/bin/python -m benchmarks\.env_throughput\b.*',
      '{command} --seconds=0.5 --episodes=2 --results_dir=$PWD/results'),
+    # The scaling sweep (an hour here): tests/benchmarks/test_scaling.py runs
+    # this command on a tiny grid, with its resume and Ctrl-C.
+    (r'\.venv/bin/python -m benchmarks\.scaling\b.*', None),
     (r'\.venv/bin/python -m benchmarks\.agent_throughput\b.*',
      '{command} --presets=test --abstract_presets= --batch_sizes=test=8 '
      '--steps=8 --repeats=2 --results_dir=$PWD/results'),
@@ -181,7 +184,10 @@ def test_make_bench_is_the_documented_benchmarks():
   documented = [m for _, text in blocks('benchmarks/README.md')
                 for c in commands(text)
                 for m in re.findall(r'-m (benchmarks\.\w+)', c)]
-  assert sorted(modules) == sorted(documented) and modules
+  # The scaling sweep is not a throughput benchmark: `make scaling` runs it.
+  assert sorted(modules + ['benchmarks.scaling']) == sorted(documented)
+  assert re.search(r'^scaling:.*\n\t.*-m benchmarks\.scaling\b', makefile,
+                   re.M)
 
 
 def test_shrinking_keeps_the_documented_command():

@@ -175,6 +175,27 @@ def make_multi_step(networks: networks_module.PACNetworks,
   return multi_step
 
 
+def sgd_step_flops(networks: networks_module.PACNetworks,
+                   config: config_lib.PACConfig,
+                   example: acme_types.Transition) -> float:
+  """FLOPs of one SGD step on batches shaped like `example` [B, ...].
+
+  XLA's cost analysis of the compiled update (`make_sgd_step`), on abstract
+  state: the count that scaling sweeps multiply by steps for a training
+  budget, and throughput benchmarks by steps/s for achieved FLOP/s.
+  """
+  optimizer = make_optimizer(config)
+  state = jax.eval_shape(
+      lambda k: init_training_state(networks, optimizer, k),
+      jax.random.PRNGKey(0))
+  compiled = jax.jit(make_sgd_step(networks, config, optimizer)).lower(
+      state, example).compile()
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # One entry per device in older JAX.
+    analysis = analysis[0]
+  return float(analysis['flops'])
+
+
 def init_training_state(networks: networks_module.PACNetworks,
                         optimizer: optax.GradientTransformation,
                         key: networks_lib.PRNGKey) -> TrainingState:
