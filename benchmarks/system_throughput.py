@@ -162,11 +162,11 @@ def _learner_worker(variant: str, server: str, path: str,
 
 
 def _run_learner(variant: str, server: str, path: str) -> Dict[str, float]:
-  from launchers import launching  # pylint: disable=g-import-not-at-top
+  from launchers import placement  # pylint: disable=g-import-not-at-top
   env = dict(os.environ)
   env.pop('XLA_FLAGS', None)  # 'before': XLA's default threads.
   if variant == 'after':
-    env.update(launching.cpu_threads_env(1))
+    env.update(placement.cpu_threads_env(1))
   output = subprocess.run(
       [sys.executable, '-m', 'benchmarks.system_throughput',
        f'--worker_variant={variant}', f'--worker_server={server}',

@@ -11,6 +11,7 @@ import os
 from typing import Optional, Tuple
 
 from agents.pac import config as pac_config
+from launchers import placement
 
 MODES = ('offline', 'finetune', 'selfimprove')
 
@@ -52,6 +53,12 @@ class RunConfig:
       runs on the CPU (local_mp). 1 is fastest for small models on a few
       cores (ops this small lose more to thread hand-offs than they gain);
       raise it for large models on many cores.
+    learner_device: 'auto' (the learner takes a GPU if JAX has one), 'cpu',
+      or 'gpu' (refused before any node starts unless JAX's CUDA plugin is
+      installed). Every other node computes on the CPU and sees no GPU
+      (local_mp; `launchers.placement`).
+    actor_cpu_threads: XLA compute threads of each actor and the evaluator
+      (local_mp); the other CPU nodes get 1.
     actor_niceness: CPU priority offset of actor processes (local_mp; 0-19,
       higher yields more). Where actors and the learner share cores, the
       learner is the bottleneck and actors get the cycles it leaves.
@@ -80,6 +87,8 @@ class RunConfig:
   restore_from: Optional[str] = None
   seed: int = 0
   learner_cpu_threads: int = 1
+  learner_device: str = 'auto'
+  actor_cpu_threads: int = 1
   actor_niceness: int = 10
   max_restarts: int = 3
   record_episodes: bool = True
@@ -98,9 +107,13 @@ class RunConfig:
       value = getattr(self, name)
       _require(isinstance(value, int) and value >= 1, name, value,
                'an integer >= 1')
-    _require(isinstance(self.learner_cpu_threads, int) and
-             self.learner_cpu_threads >= 1, 'learner_cpu_threads',
-             self.learner_cpu_threads, 'an integer >= 1')
+    for name in ('learner_cpu_threads', 'actor_cpu_threads'):
+      value = getattr(self, name)
+      _require(isinstance(value, int) and value >= 1, name, value,
+               'an integer >= 1')
+    _require(self.learner_device in placement.LEARNER_DEVICES,
+             'learner_device', self.learner_device,
+             f'one of {", ".join(placement.LEARNER_DEVICES)}')
     _require(isinstance(self.actor_niceness, int) and
              0 <= self.actor_niceness <= 19, 'actor_niceness',
              self.actor_niceness, 'an integer in [0, 19]')
@@ -167,6 +180,11 @@ def preflight(config: RunConfig) -> Tuple[object, Optional[int]]:
   import environments  # pylint: disable=g-import-not-at-top
   from acme import specs  # pylint: disable=g-import-not-at-top
 
+  if config.learner_device == 'gpu' and not placement.cuda_available():
+    raise RunConfigError(
+        'learner_device=gpu, but JAX here has no CUDA support; install it '
+        '(pip install "jax[cuda12]==<the pinned jax version>") or use '
+        '--learner_device=auto or cpu.')
   try:
     environment = environments.make_environment(config.task, seed=config.seed)
   except environments.UnknownTaskError as e:

@@ -17,6 +17,7 @@ from agents.pac import config as pac_config
 from launchers import config as config_lib
 from launchers import isolation
 from launchers import nodes
+from launchers import placement
 from launchers import program as program_lib
 from launchers import recording
 from launchers import supervision
@@ -42,22 +43,13 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   log_dir = config.path('logs', 'nodes')
   print(f'[run] {config.mode} on {config.task}: nodes log to {log_dir}',
         flush=True)
-  # Workers other than the learner get one compute thread each, so that on a
-  # small machine the learner keeps the cores; the learner gets
-  # `learner_cpu_threads`.
+  # The learner on the accelerator (if any), every other node on the CPU
+  # with its own thread count; see placement.py.
   resources = {group: local_multi_processing.PythonProcess(
-      env=cpu_threads_env(1))
-               for group in ('actor', 'evaluator', 'dataset_loader',
-                             'controller', 'counter')
-               if group in program.groups}
-  resources['learner'] = local_multi_processing.PythonProcess(
-      env=cpu_threads_env(config.learner_cpu_threads))
-  # Actors and evaluators yield the CPU to the learner on a shared machine
-  # (read by the start-up hook, pac_site.py).
-  for group in ('actor', 'evaluator'):
-    if group in resources:
-      resources[group] = local_multi_processing.PythonProcess(
-          env={**cpu_threads_env(1), 'PAC_NICE': str(config.actor_niceness)})
+      env=placement.node_environment(
+          group, config.learner_device, config.learner_cpu_threads,
+          config.actor_cpu_threads, config.actor_niceness))
+               for group in program.groups}
   for stale in (nodes.FINISHED_FILE, supervision.WORKERS_FILE):
     if os.path.exists(config.path(stale)):
       os.remove(config.path(stale))  # A previous run's, not this one's.
@@ -177,13 +169,6 @@ def check_startup_hook() -> None:
         f'{sys.executable} lacks the project\'s start-up hook (pac.pth), so '
         'Launchpad workers could not import the agent. Use the project\'s '
         'venv (make setup creates it: .venv/bin/python -m launchers.run ...).')
-
-
-def cpu_threads_env(count: int) -> dict:
-  """Environment that gives a process's XLA (and OpenMP) `count` threads."""
-  return {'XLA_FLAGS': f'--xla_cpu_multi_thread_eigen={str(count > 1).lower()}'
-                       f' intra_op_parallelism_threads={count}',
-          'OMP_NUM_THREADS': str(count)}
 
 
 def _follow(path: str, done: threading.Event) -> None:

@@ -69,6 +69,13 @@ _COMPUTE_DTYPE = flags.DEFINE_enum(
     'Network compute precision (bfloat16 pays off on accelerators).')
 _LEARNER_THREADS = flags.DEFINE_integer(
     'learner_cpu_threads', 1, 'XLA threads of a CPU learner (local_mp).')
+_LEARNER_DEVICE = flags.DEFINE_enum(
+    'learner_device', 'auto', ['auto', 'cpu', 'gpu'],
+    'Where the learner computes (local_mp): auto = a GPU if JAX has one. '
+    'Every other node runs on the CPU and sees no GPU.')
+_ACTOR_THREADS = flags.DEFINE_integer(
+    'actor_cpu_threads', 1, 'XLA threads of each actor and the evaluator '
+    '(local_mp).')
 _MAX_RESTARTS = flags.DEFINE_integer(
     'max_restarts', 3, 'local_mp: restarts of each actor or evaluator process '
     'that dies before the run gives up on it.')
@@ -120,6 +127,8 @@ def run_config_from_flags() -> config_lib.RunConfig:
       steps_per_round=_STEPS_PER_ROUND.value,
       restore_from=_RESTORE_FROM.value, seed=_SEED.value,
       learner_cpu_threads=_LEARNER_THREADS.value,
+      learner_device=_LEARNER_DEVICE.value,
+      actor_cpu_threads=_ACTOR_THREADS.value,
       max_restarts=_MAX_RESTARTS.value, record_episodes=_RECORD.value,
       record_every_episodes=_RECORD_EVERY.value)
 

@@ -118,7 +118,8 @@ def test_a_killed_actor_and_evaluator_are_restarted_and_the_run_finishes(
   run_dir = str(tmp_path / 'run')
   process = _launch(run_dir, cartpole_dataset, token, '--mode=finetune',
                     '--num_actors=2', '--online_fraction=0.5',
-                    '--max_learner_steps=160', '--eval_every_steps=80')
+                    '--max_learner_steps=160', '--eval_every_steps=80',
+                    '--learner_device=cpu')
   status_file = os.path.join(run_dir, 'status.log')
   _wait_for_file(status_file, process, timeout=300)
   deadline = time.time() + 300
@@ -134,6 +135,16 @@ def test_a_killed_actor_and_evaluator_are_restarted_and_the_run_finishes(
     names = [line.split(':')[0].strip()
              for line in interfaces.splitlines()[2:]]
     assert names == ['lo'], interfaces
+  # Only the learner may see a GPU (placement.py); here it is told the CPU.
+  environ = {label: dict(
+      item.split('=', 1) for item in _read(
+          f'/proc/{_pid(run_dir, label, process)}/environ').split('\0')
+      if '=' in item) for label in ('learner/0', 'actor/0', 'replay/0')}
+  assert environ['learner/0']['JAX_PLATFORMS'] == 'cpu'
+  assert environ['learner/0']['TF_FORCE_GPU_ALLOW_GROWTH'] == 'true'
+  for label in ('actor/0', 'replay/0'):
+    assert environ[label]['CUDA_VISIBLE_DEVICES'] == ''
+    assert environ[label]['JAX_PLATFORMS'] == 'cpu'
   for pid in killed.values():
     os.kill(pid, signal.SIGKILL)
   output, _ = process.communicate(timeout=600)
