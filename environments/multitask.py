@@ -19,6 +19,7 @@ The agent's network relies on these key names: `proprio_mask` masks input tokens
 
 from typing import Dict, List, Sequence
 
+from acme import types
 import dm_env
 from dm_env import specs
 import numpy as np
@@ -91,23 +92,56 @@ class MultiTaskEnvironment(dm_env.Environment):
       return (self._task_id + 1) % len(self._tasks)
     return int(self._rng.integers(len(self._tasks)))
 
-  def _pad(self, timestep: dm_env.TimeStep) -> dm_env.TimeStep:
-    i = self._task_id
-    flat = np.concatenate([timestep.observation[key].ravel()
-                           for key in self._keys[i]])  # [P_i]
-    proprio = np.zeros(self._proprio_max, np.float32)  # [P_max]
-    proprio[:flat.size] = flat
-    proprio_mask = np.zeros(self._proprio_max, np.float32)  # [P_max]
-    proprio_mask[:flat.size] = 1.0
-    action_mask = np.zeros(self._action_max, np.float32)  # [A_max]
-    action_mask[:self._action_sizes[i]] = 1.0
-    observation = {
+  def _pad_observation(self, task_id: int,
+                       observation: Dict[str, np.ndarray]
+                       ) -> Dict[str, np.ndarray]:
+    """Task `task_id`'s observation [..., own shapes] in the shared spec
+    [..., P_max] etc.; any leading (batch) dims are kept."""
+    keys = self._keys[task_id]
+    lead = observation[keys[0]].shape[:observation[keys[0]].ndim - len(
+        self._envs[task_id].observation_spec()[keys[0]].shape)]
+    flat = np.concatenate([np.reshape(observation[key], lead + (-1,))
+                           for key in keys], axis=-1)  # [..., P_i]
+    size = flat.shape[-1]
+    proprio = np.zeros(lead + (self._proprio_max,), np.float32)  # [..., P]
+    proprio[..., :size] = flat
+    proprio_mask = np.zeros(lead + (self._proprio_max,), np.float32)
+    proprio_mask[..., :size] = 1.0
+    action_mask = np.zeros(lead + (self._action_max,), np.float32)  # [..., A]
+    action_mask[..., :self._action_sizes[task_id]] = 1.0
+    return {
         'proprio': proprio,
         'proprio_mask': proprio_mask,
         'action_mask': action_mask,
-        'task_id': np.int32(i),
+        'task_id': np.full(lead, task_id, np.int32),
     }
-    return timestep._replace(observation=observation)
+
+  def _pad(self, timestep: dm_env.TimeStep) -> dm_env.TimeStep:
+    return timestep._replace(observation=self._pad_observation(
+        self._task_id, timestep.observation))
+
+  def pad_transitions(self, task: str, transitions: types.Transition
+                      ) -> types.Transition:
+    """A dataset's transitions of `task` [N, ...] as this environment
+    presents that task: observations padded with masks and the task id,
+    actions zero-padded to [N, A_max]; rewards, discounts, extras as they
+    are. Transitions of several tasks padded so share one spec (and batch).
+    """
+    if task not in self._tasks:
+      raise ValueError(f'{task!r} is not one of this environment\'s tasks '
+                       f'{list(self._tasks)}')
+    i = self._tasks.index(task)
+    action = np.asarray(transitions.action, np.float32)  # [N, A_i]
+    if action.shape[-1] != self._action_sizes[i]:
+      raise ValueError(f'{task} has {self._action_sizes[i]} action dims, the '
+                       f'transitions {action.shape[-1]}')
+    padded = np.zeros(action.shape[:-1] + (self._action_max,), np.float32)
+    padded[..., :action.shape[-1]] = action
+    return transitions._replace(
+        observation=self._pad_observation(i, transitions.observation),
+        action=padded,
+        next_observation=self._pad_observation(i,
+                                               transitions.next_observation))
 
   def reset(self) -> dm_env.TimeStep:
     self._task_id = self._next_task_id()
