@@ -183,6 +183,9 @@ def budget_records(runs: Sequence[Dict[str, Any]],
           'dataset': os.path.basename(run['dataset']), 'seed': run['seed'],
           'params': run['params'], 'flops': point['budget_flops'],
           'learner_steps': point['learner_steps'],
+          'flops_per_step': run['flops_per_step'],
+          # What was spent: the budget, rounded to whole learner calls.
+          'training_flops': point['learner_steps'] * run['flops_per_step'],
           'normalized_return': curve[index], 'score': curve[index],
           'curve': curve[:index + 1]})
   return records
@@ -256,6 +259,18 @@ def _plot(records, fits, path_frontier: str, path_iso: str,
   plt.close(fig)
 
 
+def _fit_all(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+  """`scaling_analysis.analyse` of each method that has enough records."""
+  fits = {}
+  for method in sorted({r['method'] for r in records}):
+    try:
+      fits[method] = scaling_analysis.analyse(records, method,
+                                              _BOOTSTRAP.value)
+    except ValueError as e:  # Too few budgets or sizes yet.
+      print(f'[scaling] no fit for {method}: {e}', flush=True)
+  return fits
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Libraries' info lines.
@@ -286,13 +301,10 @@ def main(argv):
       with open(spec.record_path) as f:
         runs.append(json.load(f))
   records = budget_records(runs, references)
-  fits = {}
-  for method in sorted({r['method'] for r in records}):
-    try:
-      fits[method] = scaling_analysis.analyse(records, method,
-                                              _BOOTSTRAP.value)
-    except ValueError as e:  # Too few budgets or sizes yet.
-      print(f'[scaling] no fit for {method}: {e}', flush=True)
+  fits = _fit_all(records)
+  # How much the choice of score matters: the same fits with each run's
+  # best evaluation up to the budget instead of its last.
+  best_fits = _fit_all([dict(r, score=max(r['curve'])) for r in records])
   results = {
       'settings': {'task': _TASK.value, 'sizes': _SIZES.value,
                    'budgets': list(specs[0].budgets),
@@ -306,7 +318,7 @@ def main(argv):
       'missing': [s.name for s in specs if not os.path.exists(s.record_path)],
       'this_invocation_s': time.time() - start,
       'run_wall_s_total': sum(r['wall_s'] for r in runs),
-      'fits': fits, 'records': records}
+      'fits': fits, 'fits_best_of_curve': best_fits, 'records': records}
   path = common.write_results('scaling', results, monitor)
   if fits:
     _plot(records, fits, os.path.join(os.path.dirname(path),
@@ -316,9 +328,11 @@ def main(argv):
           f'{os.cpu_count()} shared CPUs')
   for method, fit in fits.items():
     p, d = fit['params_vs_flops'], fit['distance_vs_flops']
-    print(f'[scaling] {method}: N_opt ~ C^{p["exponent"]:.3f} '
-          f'{p["interval"]}, (100 - score) ~ C^{d["exponent"]:.3f} '
-          f'{d["interval"]}', flush=True)
+    print(f'[scaling] {method}: N_opt ~ C^{p["exponent"]:.2f} '
+          f'[{p["interval"][0]:.2f}, {p["interval"][1]:.2f}], '
+          f'(100 - score) ~ C^{d["exponent"]:.3f} '
+          f'[{d["interval"][0]:.3f}, {d["interval"][1]:.3f}] '
+          f'({100 * fit["interval_level"]:.0f}% intervals)', flush=True)
   if results['missing']:
     print(f'[scaling] missing: {len(results["missing"])} runs (rerun to '
           'finish them)', flush=True)

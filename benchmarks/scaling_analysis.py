@@ -8,9 +8,11 @@ offline RL, PAC, Springenberg et al. 2024):
 
   * the compute-optimal frontier: for each budget C, the size N_opt(C) with
     the best score (the vertex of a parabola in log N through the best size
-    and its neighbours, so N_opt is not limited to the ladder's sizes; the
-    ladder's best size where the curve has no interior maximum) and the best
-    score there;
+    and up to two neighbours each side, kept within one ladder step of the
+    best size, so N_opt is not limited to the ladder's sizes; the ladder's
+    best size where the curve has no interior maximum, including at the
+    ladder's ends, where the true optimum may lie beyond) and the best score
+    there;
   * power laws N_opt = a C^b and (100 - best score) = a C^-b along the
     frontier, fitted by least squares in log-log space;
   * intervals: percentiles of the exponents over bootstrap resamples of the
@@ -63,9 +65,9 @@ def optimal_size(params: Sequence[float], scores: Sequence[float]) -> float:
   """The size with the best score on one budget's curve, between sizes.
 
   The vertex of the parabola in log N through the best size and up to two
-  neighbours each side (a local fit: the whole curve is not a parabola);
-  the best size itself when it is at the ladder's end or the curve there is
-  not concave.
+  neighbours each side (a local fit: the whole curve is not a parabola),
+  kept within one ladder step of the best size; the best size itself when it
+  is at the ladder's end or the curve there is not concave.
   """
   order = np.argsort(params)
   sizes = np.asarray(params, float)[order]
@@ -78,7 +80,9 @@ def optimal_size(params: Sequence[float], scores: Sequence[float]) -> float:
   a, b, _ = np.polyfit(logn[lo:hi], s[lo:hi], 2)
   if a >= 0:
     return float(sizes[best])
-  vertex = np.clip(-b / (2 * a), logn[lo], logn[hi - 1])
+  # Within one ladder step of the best size: on a noisy curve the parabola
+  # through five points can peak far from where the data do.
+  vertex = np.clip(-b / (2 * a), logn[best - 1], logn[best + 1])
   return float(np.exp(vertex))
 
 

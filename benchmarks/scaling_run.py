@@ -35,7 +35,7 @@ from launchers import nodes
 # The CPU ladder: width, latents, depth and heads grow together, as in the
 # presets (which a GPU run names instead: 32M, 100M, ...). Parameter counts
 # on cartpole_swingup (5 observation scalars, 1 action): 18k, 37k, 61k
-# ('m' is the main job's network), 141k, 276k, 716k.
+# ('m' is the main job's network), 159k, 276k, 716k.
 LADDER: Dict[str, pac_config.NetworkConfig] = {
     'xs': pac_config.NetworkConfig(
         embed_dim=16, num_latents=4, num_self_attention_blocks=1, num_heads=1,

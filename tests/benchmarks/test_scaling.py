@@ -50,13 +50,14 @@ def test_budget_steps_round_to_whole_learner_calls():
 
 def test_budget_records_normalise_and_carry_the_curve():
   run = {'method': 'bc', 'task': 't', 'size': 's', 'dataset': '/d/x',
-         'seed': 3, 'params': 100, 'curve': [
+         'seed': 3, 'params': 100, 'flops_per_step': 1e8, 'curve': [
              {'budget_flops': 1e9, 'learner_steps': 8, 'return_mean': 20.0},
              {'budget_flops': 2e9, 'learner_steps': 16, 'return_mean': 65.0}]}
   records = scaling.budget_records([run], {'random': 20.0, 'expert': 110.0})
   assert [r['score'] for r in records] == [0.0, 50.0]
   assert records[1]['curve'] == [0.0, 50.0]
   assert records[1]['flops'] == 2e9 and records[1]['dataset'] == 'x'
+  assert records[1]['training_flops'] == 16 * 1e8
 
 
 @pytest.mark.parametrize('flag,named', [
