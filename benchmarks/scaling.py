@@ -84,12 +84,9 @@ def _specs() -> List[scaling_run.RunSpec]:
     raise _BadInput(f'--budgets and --seeds take numbers ({e})') from e
   if not budgets or budgets[0] <= 0:
     raise _BadInput('--budgets must be positive FLOP counts')
-  for size in _SIZES.value:
-    scaling_run.network_config(size)  # ValueError names the choices.
   for method in _METHODS.value:
-    if method not in scaling_run.METHODS:
-      raise _BadInput(f'unknown method {method!r}: choose from '
-                      f'{scaling_run.METHODS}')
+    for size in _SIZES.value:  # ValueError names the choices.
+      scaling_run.agent_config(method, size, seed=0)
   if _PARALLEL.value < 1 or _EVAL_EPISODES.value < 1:
     raise _BadInput('--parallel and --eval_episodes must be >= 1')
   dataset = os.path.abspath(os.path.join(
@@ -109,7 +106,8 @@ def _reference_returns(path: str) -> Dict[str, float]:
   """Mean return of the dataset's random and expert episodes."""
   import environments  # pylint: disable=g-import-not-at-top
   by_policy: Dict[str, List[float]] = {}
-  for episode in environments.load_dataset(path).episodes():
+  # Each episode's policy and return are in the metadata: no steps decoded.
+  for episode in environments.load_dataset(path).metadata['episodes']:
     by_policy.setdefault(episode['policy'], []).append(episode['return'])
   return {name: float(np.mean(by_policy[name])) for name in ('random',
                                                              'expert')}

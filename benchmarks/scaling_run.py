@@ -32,29 +32,26 @@ from launchers import config as run_config_lib
 from launchers import main_job
 from launchers import nodes
 
+
+def _rung(width: int, latents: int, blocks: int,
+          heads: int) -> pac_config.NetworkConfig:
+  """A ladder size; the critic's hidden layer is twice the width."""
+  return pac_config.NetworkConfig(
+      embed_dim=width, num_latents=latents, num_self_attention_blocks=blocks,
+      num_heads=heads, critic_hidden=(2 * width,))
+
+
 # The CPU ladder: width, latents, depth and heads grow together, as in the
 # presets (which a GPU run names instead: 32M, 100M, ...). Parameter counts
 # on cartpole_swingup (5 observation scalars, 1 action): 18k, 37k, 61k
 # ('m' is the main job's network), 159k, 276k, 716k.
 LADDER: Dict[str, pac_config.NetworkConfig] = {
-    'xs': pac_config.NetworkConfig(
-        embed_dim=16, num_latents=4, num_self_attention_blocks=1, num_heads=1,
-        critic_hidden=(32,)),
-    's': pac_config.NetworkConfig(
-        embed_dim=24, num_latents=8, num_self_attention_blocks=1, num_heads=2,
-        critic_hidden=(48,)),
-    'm': pac_config.NetworkConfig(
-        embed_dim=32, num_latents=8, num_self_attention_blocks=1, num_heads=2,
-        critic_hidden=(64,)),
-    'ml': pac_config.NetworkConfig(
-        embed_dim=48, num_latents=12, num_self_attention_blocks=2, num_heads=4,
-        critic_hidden=(96,)),
-    'l': pac_config.NetworkConfig(
-        embed_dim=64, num_latents=16, num_self_attention_blocks=2, num_heads=4,
-        critic_hidden=(128,)),
-    'xl': pac_config.NetworkConfig(
-        embed_dim=96, num_latents=16, num_self_attention_blocks=3, num_heads=4,
-        critic_hidden=(192,)),
+    'xs': _rung(16, 4, 1, 1),
+    's': _rung(24, 8, 1, 2),
+    'm': _rung(32, 8, 1, 2),
+    'ml': _rung(48, 12, 2, 4),
+    'l': _rung(64, 16, 2, 4),
+    'xl': _rung(96, 16, 3, 4),
 }
 METHODS = ('pac', 'bc')
 

@@ -63,9 +63,9 @@ class MultiTaskEnvironment(dm_env.Environment):
     self._envs = [suite.make_environment(task, int(s))
                   for task, s in zip(self._tasks, env_seeds)]
     self._rng = np.random.default_rng(choice_seed)
-    self._keys = [sorted(env.observation_spec()) for env in self._envs]
-    self._proprio_sizes = [_flat_size(env.observation_spec())
-                           for env in self._envs]
+    self._specs = [env.observation_spec() for env in self._envs]
+    self._keys = [sorted(spec) for spec in self._specs]
+    self._proprio_sizes = [_flat_size(spec) for spec in self._specs]
     self._action_sizes = [env.action_spec().shape[0] for env in self._envs]
     self._proprio_max = max(self._proprio_sizes)
     self._action_max = max(self._action_sizes)
@@ -98,8 +98,8 @@ class MultiTaskEnvironment(dm_env.Environment):
     """Task `task_id`'s observation [..., own shapes] in the shared spec
     [..., P_max] etc.; any leading (batch) dims are kept."""
     keys = self._keys[task_id]
-    lead = observation[keys[0]].shape[:observation[keys[0]].ndim - len(
-        self._envs[task_id].observation_spec()[keys[0]].shape)]
+    first = np.shape(observation[keys[0]])  # [..., own shape]
+    lead = first[:len(first) - len(self._specs[task_id][keys[0]].shape)]
     flat = np.concatenate([np.reshape(observation[key], lead + (-1,))
                            for key in keys], axis=-1)  # [..., P_i]
     size = flat.shape[-1]
