@@ -18,8 +18,8 @@ LEARNER_DEVICES = ('auto', 'cpu', 'gpu')
 # Node groups that never compute on an accelerator.
 CPU_GROUPS = ('replay', 'counter', 'dataset_loader', 'actor', 'evaluator',
               'controller')
-# JAX's CUDA plugin (installed by `pip install "jax[cuda12]"`).
-_CUDA_PLUGIN = 'jax_cuda12_plugin'
+# JAX's CUDA plugins (`pip install "jax[cuda12]"`; newer JAX also cuda13).
+_CUDA_PLUGINS = ('jax_cuda12_plugin', 'jax_cuda13_plugin')
 
 
 def cpu_threads_env(count: int) -> Dict[str, str]:
@@ -32,7 +32,8 @@ def cpu_threads_env(count: int) -> Dict[str, str]:
 def cuda_available() -> bool:
   """Whether JAX here can use a GPU at all (its CUDA plugin is installed);
   checked without starting a backend, which would reserve GPU memory."""
-  return importlib.util.find_spec(_CUDA_PLUGIN) is not None
+  return any(importlib.util.find_spec(name) is not None
+             for name in _CUDA_PLUGINS)
 
 
 def node_environment(group: str, learner_device: str, learner_threads: int,
