@@ -105,12 +105,8 @@ def _specs() -> List[scaling_run.RunSpec]:
 def _reference_returns(path: str) -> Dict[str, float]:
   """Mean return of the dataset's random and expert episodes."""
   import environments  # pylint: disable=g-import-not-at-top
-  by_policy: Dict[str, List[float]] = {}
-  # Each episode's policy and return are in the metadata: no steps decoded.
-  for episode in environments.load_dataset(path).metadata['episodes']:
-    by_policy.setdefault(episode['policy'], []).append(episode['return'])
-  return {name: float(np.mean(by_policy[name])) for name in ('random',
-                                                             'expert')}
+  returns = environments.policy_returns([environments.load_dataset(path)])
+  return {name: returns[name] for name in ('random', 'expert')}
 
 
 def _ensure_dataset(path: str) -> None:

@@ -2,6 +2,7 @@
 
   make_environment('cartpole_swingup', seed=0)     one suite task (suite.py)
   MultiTaskEnvironment(tasks, seed, mode='cycle')  several, one padded spec
+  resolve_tasks('a,b' or 'control_small')          task lists and task sets
   make_policy / list_policies                      behaviour policies
   write_dataset / load_dataset                     RLDS datasets via EnvLogger
   EpisodeWriter                                    episodes collected elsewhere
@@ -27,6 +28,7 @@ _EXPORTS = {
     'EpisodeWriter': 'writer',
     'dataset_paths': 'dataset',
     'load_dataset': 'dataset',
+    'policy_returns': 'dataset',
     'CorruptDatasetError': 'errors',
     'DatasetError': 'errors',
     'DatasetExistsError': 'errors',
@@ -42,6 +44,8 @@ _EXPORTS = {
     'environment_spec': 'suite',
     'list_tasks': 'suite',
     'make_environment': 'suite',
+    'resolve_tasks': 'suite',
+    'TASK_SETS': 'suite',
     'write_dataset': 'writer',
 }
 

@@ -17,7 +17,7 @@ The agent's network relies on these key names: `proprio_mask` masks input tokens
 `action_mask` masks policy dims, `task_id` is embedded.
 """
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from acme import types
 import dm_env
@@ -36,18 +36,24 @@ def _flat_size(observation_spec: Dict[str, specs.Array]) -> int:
 class MultiTaskEnvironment(dm_env.Environment):
   """Switches between suite tasks on reset; pads to one shared spec."""
 
-  def __init__(self, tasks: Sequence[str], seed: int, mode: str = 'cycle'):
+  def __init__(self, tasks: Sequence[str], seed: int, mode: str = 'cycle',
+               visit: Optional[Sequence[str]] = None):
     """Builds one environment per task.
 
     Args:
-      tasks: distinct task names (see `suite.list_tasks()`); `task_id` indexes it.
+      tasks: distinct task names (see `suite.list_tasks()`); `task_id` indexes
+        it, and the spec covers all of them.
       seed: seeds every task (each gets its own derived seed) and, in 'sample'
         mode, the task choice.
-      mode: 'cycle' visits tasks in order starting with `tasks[0]`; 'sample'
-        draws one uniformly at every reset.
+      mode: 'cycle' visits the tasks in order starting with the first;
+        'sample' draws one uniformly at every reset.
+      visit: the tasks episodes are played in, in order (default: `tasks`),
+        e.g. one actor of a multi-task run that plays one task, or starts the
+        cycle at another.
 
     Raises:
-      ValueError: for an empty or repeated task list, or an unknown mode.
+      ValueError: for an empty or repeated task list, an unknown mode, or a
+        `visit` task not in `tasks`.
       UnknownTaskError: for a task name that does not exist.
     """
     if not tasks:
@@ -56,7 +62,13 @@ class MultiTaskEnvironment(dm_env.Environment):
       raise ValueError(f'Tasks must be distinct, got {list(tasks)}.')
     if mode not in _MODES:
       raise ValueError(f'Unknown mode {mode!r}; expected one of {_MODES}.')
+    visit = tuple(tasks if visit is None else visit)
+    if not visit or not set(visit) <= set(tasks):
+      raise ValueError(f'visit={list(visit)} must be a non-empty subset of '
+                       f'the tasks {list(tasks)}.')
     self._tasks = tuple(tasks)
+    self._visit = [self._tasks.index(task) for task in visit]
+    self._visited = -1  # Position in `_visit` of the current episode.
     self._mode = mode
     task_seeds, choice_seed = np.random.SeedSequence(seed).spawn(2)
     env_seeds = task_seeds.generate_state(len(tasks))
@@ -89,8 +101,10 @@ class MultiTaskEnvironment(dm_env.Environment):
 
   def _next_task_id(self) -> int:
     if self._mode == 'cycle':
-      return (self._task_id + 1) % len(self._tasks)
-    return int(self._rng.integers(len(self._tasks)))
+      self._visited = (self._visited + 1) % len(self._visit)
+    else:
+      self._visited = int(self._rng.integers(len(self._visit)))
+    return self._visit[self._visited]
 
   def _pad_observation(self, task_id: int,
                        observation: Dict[str, np.ndarray]
@@ -142,6 +156,29 @@ class MultiTaskEnvironment(dm_env.Environment):
         action=padded,
         next_observation=self._pad_observation(i,
                                                transitions.next_observation))
+
+  def unpad_observation(self, task: str, observation: Dict[str, np.ndarray]
+                        ) -> Dict[str, np.ndarray]:
+    """A padded observation of `task` back in the task's own spec (the
+    inverse of the padding, for recording episodes as the task's data)."""
+    i = self._tasks.index(task)
+    flat = np.asarray(observation['proprio'])  # [P_max]
+    unpadded, start = {}, 0
+    for key in self._keys[i]:
+      spec = self._specs[i][key]
+      size = int(np.prod(spec.shape))
+      unpadded[key] = flat[start:start + size].reshape(spec.shape).astype(
+          spec.dtype)
+      start += size
+    return unpadded
+
+  def task_action(self, task: str, action: np.ndarray) -> np.ndarray:
+    """A padded action [A_max] as `task` takes it: its first A_task dims."""
+    return np.asarray(action)[:self._action_sizes[self._tasks.index(task)]]
+
+  def task_environment(self, task: str) -> dm_env.Environment:
+    """The environment of `task` inside this one (for its specs)."""
+    return self._envs[self._tasks.index(task)]
 
   def reset(self) -> dm_env.TimeStep:
     self._task_id = self._next_task_id()

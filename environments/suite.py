@@ -32,6 +32,14 @@ _EXCLUDED_DOMAINS = {
 }
 
 
+# Named sets of tasks, usable wherever a list of tasks is (`--task`).
+TASK_SETS = {
+    # Four tasks of increasing difficulty, 1 to 6 action dimensions.
+    'control_small': ('cartpole_swingup', 'finger_spin', 'walker_walk',
+                      'cheetah_run'),
+}
+
+
 @functools.lru_cache(maxsize=None)
 def _task_table() -> Dict[str, Tuple[str, str]]:
   """Maps every `<domain>_<task>` name (exclusions included) to its pair."""
@@ -67,6 +75,28 @@ def parse_task(task: str) -> Tuple[str, str]:
       f'Unknown task {task!r}.{hint} Tasks are named <domain>_<task> after '
       f'dm_control.suite.ALL_TASKS; environments.list_tasks() or '
       f'`python -m environments.generate --list-tasks` lists all {len(known)}.')
+
+
+def resolve_tasks(tasks: str) -> Tuple[str, ...]:
+  """'a,b' or the name of a task set -> its distinct, checked task names.
+
+  Raises:
+    UnknownTaskError: for an empty list, a repeated or an unknown task.
+  """
+  if tasks in TASK_SETS:
+    return TASK_SETS[tasks]
+  names = tuple(name.strip() for name in tasks.split(','))
+  if not all(names):
+    raise errors.UnknownTaskError(
+        f'Task list {tasks!r} has an empty entry; give task names separated '
+        f'by commas, or one of the task sets {sorted(TASK_SETS)}.')
+  repeated = sorted({name for name in names if names.count(name) > 1})
+  if repeated:
+    raise errors.UnknownTaskError(
+        f'Task list {tasks!r} repeats {", ".join(repeated)}.')
+  for name in names:
+    parse_task(name)
+  return names
 
 
 def make_environment(task: str, seed: int) -> dm_env.Environment:

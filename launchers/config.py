@@ -8,12 +8,16 @@ with one message, instead of as a traceback from a worker process minutes later.
 
 import dataclasses
 import os
-from typing import Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from agents.pac import config as pac_config
+from environments import suite
 from launchers import placement
+from launchers import tasks as tasks_lib
 
 MODES = ('offline', 'finetune', 'selfimprove')
+TASK_MIXING = ('uniform', 'proportional')
+ACTOR_TASKS = ('cycle', 'split')
 
 
 class RunConfigError(ValueError):
@@ -28,13 +32,24 @@ class RunConfig:
     mode: 'offline' (learner on the dataset, no actors), 'finetune' (actors on,
       online data mixed in with `agent.online_fraction` and its schedule) or
       'selfimprove' (rounds of collect, train, evaluate).
-    task: dm_control suite task, e.g. 'cartpole_swingup'.
+    task: dm_control suite task, e.g. 'cartpole_swingup'; or several,
+      comma-separated, or a task set (`environments.suite.TASK_SETS`, e.g.
+      'control_small'): one model learns them all, on one padded spec with a
+      task id (`launchers.tasks`).
     run_dir: holds CSV logs, TensorBoard events, checkpoints, plots. Reusing a
       run directory resumes from its last checkpoint.
     dataset: RLDS dataset directory (from `python -m environments.generate`),
       or several, comma-separated; a directory of datasets (a run's
       `episodes/`) stands for all of them. Required except in selfimprove
-      mode, which may start from no data.
+      mode, which may start from no data. With several tasks, each dataset
+      goes to the task its metadata names, and every task needs one.
+    task_mixing: how a multi-task batch's offline rows are shared among
+      tasks: 'uniform' (equal rows per task), 'proportional' (to each task's
+      transitions), or weights, 'cartpole_swingup=2,walker_walk=1'. Exact
+      per batch (each task gets floor or ceil of its share; `replay.apportion`).
+    actor_tasks: in a multi-task run with actors, 'cycle' (every actor plays
+      the tasks in turn, actor i starting at task i) or 'split' (actor i plays
+      task i mod the number of tasks only; needs an actor per task).
     agent: the PAC agent's configuration.
     num_actors: actor processes (finetune and selfimprove).
     max_learner_steps: the run stops when the learner reaches this step
@@ -74,6 +89,8 @@ class RunConfig:
   task: str
   run_dir: str
   dataset: Optional[str] = None
+  task_mixing: str = 'uniform'
+  actor_tasks: str = 'cycle'
   agent: pac_config.PACConfig = dataclasses.field(
       default_factory=pac_config.PACConfig)
   num_actors: int = 1
@@ -123,6 +140,16 @@ class RunConfig:
              'num_actors', self.num_actors, 'an integer >= 0')
     _require(self.checkpoint_every_s > 0, 'checkpoint_every_s',
              self.checkpoint_every_s, 'a positive number of seconds')
+    _require(self.task_mixing in TASK_MIXING or self.multitask and
+             self._mixing_weights() is not None, 'task_mixing',
+             self.task_mixing, f'one of {", ".join(TASK_MIXING)}, or a weight '
+             'above 0 for each task: ' + ','.join(f'{t}=1' for t in self.tasks))
+    _require(self.actor_tasks in ACTOR_TASKS, 'actor_tasks', self.actor_tasks,
+             f'one of {", ".join(ACTOR_TASKS)}')
+    if self.multitask and self.actor_tasks == 'split' and self.uses_actors:
+      _require(self.num_actors >= len(self.tasks), 'num_actors',
+               self.num_actors, f'>= {len(self.tasks)} with actor_tasks=split '
+               '(one actor per task at least), or actor_tasks=cycle')
     if self.mode in ('finetune', 'selfimprove'):
       _require(self.num_actors >= 1, 'num_actors', self.num_actors,
                f'>= 1 in {self.mode} mode (actors collect the online data)')
@@ -144,6 +171,50 @@ class RunConfig:
                self.agent.online_fraction,
                '1.0 in selfimprove mode without a dataset (all data is '
                'collected online)')
+
+  @property
+  def tasks(self) -> Tuple[str, ...]:
+    """The run's task names, as given (`preflight` checks they exist)."""
+    if self.task in suite.TASK_SETS:
+      return suite.TASK_SETS[self.task]
+    return tuple(name.strip() for name in self.task.split(','))
+
+  @property
+  def multitask(self) -> bool:
+    return len(self.tasks) > 1
+
+  def _mixing_weights(self) -> Optional[Dict[str, float]]:
+    """The weights of a 'task=w,...' `task_mixing`; None if it is not one."""
+    weights = {}
+    for entry in self.task_mixing.split(','):
+      name, _, value = entry.partition('=')
+      try:
+        weights[name.strip()] = float(value)
+      except ValueError:
+        return None
+    if set(weights) != set(self.tasks) or min(weights.values()) <= 0:
+      return None
+    return weights
+
+  def task_weights(self, transitions: Mapping[str, int]) -> Dict[str, float]:
+    """Each task's share of a batch's offline rows (summing to 1), given
+    each task's offline transitions."""
+    if self.task_mixing == 'uniform':
+      weights = {task: 1.0 for task in self.tasks}
+    elif self.task_mixing == 'proportional':
+      weights = {task: float(transitions[task]) for task in self.tasks}
+    else:
+      weights = self._mixing_weights()
+    total = sum(weights.values())
+    return {task: weights[task] / total for task in self.tasks}
+
+  def actor_visit(self, actor_id: int) -> Tuple[str, ...]:
+    """The tasks actor `actor_id` plays, in order (see `actor_tasks`)."""
+    tasks = self.tasks
+    first = actor_id % len(tasks)
+    if self.actor_tasks == 'split':
+      return (tasks[first],)
+    return tasks[first:] + tasks[:first]
 
   @property
   def total_learner_steps(self) -> int:
@@ -169,12 +240,16 @@ def _require(ok: bool, field: str, value, allowed: str) -> None:
                          f'{allowed}.')
 
 
-def preflight(config: RunConfig) -> Tuple[object, Optional[int]]:
-  """Checks the task and dataset; returns (environment spec, dataset size).
+def preflight(config: RunConfig
+              ) -> Tuple[object, Optional[Dict[str, int]]]:
+  """Checks the tasks and datasets; returns (environment spec, transitions
+  of each offline table).
 
-  Builds one environment (to get the task's spec) and opens the dataset (to
-  check its spec against it and count its transitions), so that every error a
-  worker would hit on its inputs is raised here, in the launching process.
+  Builds the run's environment (to get its spec) and opens each dataset (to
+  check its spec against its task's and count its transitions), so that every
+  error a worker would hit on its inputs is raised here, in the launching
+  process. The offline tables are `offline`, or one per task in a
+  multi-task run (`launchers.tasks.offline_table`); None without a dataset.
   """
   # Imported here: environments pulls in dm_control only when used.
   import environments  # pylint: disable=g-import-not-at-top
@@ -186,27 +261,50 @@ def preflight(config: RunConfig) -> Tuple[object, Optional[int]]:
         '(pip install "jax[cuda12]==<the pinned jax version>") or use '
         '--learner_device=auto or cpu.')
   try:
-    environment = environments.make_environment(config.task, seed=config.seed)
+    environments.resolve_tasks(config.task)
+    task_specs = {}
+    for task in config.tasks:
+      environment = environments.make_environment(task, seed=config.seed)
+      task_specs[task] = specs.make_environment_spec(environment)
+      environment.close()
+    environment = tasks_lib.make_environment(config, seed=config.seed)
   except environments.UnknownTaskError as e:
     raise RunConfigError(str(e)) from e
   spec = specs.make_environment_spec(environment)
   environment.close()
 
-  num_transitions = None
+  sizes = None
   if config.dataset is not None:
-    num_transitions = 0
-    for path in environments.dataset_paths(config.dataset):
-      try:
-        dataset = environments.load_dataset(path)
-        dataset.check_spec(spec)
-      except environments.DatasetError as e:
+    try:
+      by_task = tasks_lib.datasets_by_task(config)
+    except environments.DatasetError as e:
+      raise RunConfigError(f'Dataset cannot be used: {e}') from e
+    for task, datasets in by_task.items():
+      if task not in task_specs:
         raise RunConfigError(
-            f'Dataset {path!r} cannot be used for task {config.task!r}: '
-            f'{e}') from e
-      num_transitions += dataset.num_nstep_transitions(config.agent.n_step)
-    if num_transitions < config.agent.min_replay_size:
+            f'Dataset {datasets[0].path!r} holds task {task!r}, which is not '
+            f'one of this run\'s tasks ({", ".join(config.tasks)}); drop it '
+            'from --dataset or add the task to --task.')
+    sizes = {}
+    for task, datasets in by_task.items():
+      for dataset in datasets:
+        try:
+          dataset.check_spec(task_specs[task])
+        except environments.DatasetError as e:
+          raise RunConfigError(
+              f'Dataset {dataset.path!r} cannot be used for task {task!r}: '
+              f'{e}') from e
+      if not datasets:
+        raise RunConfigError(
+            f'Task {task!r} has no dataset among --dataset={config.dataset}; '
+            f'every task of a multi-task run needs one (make it with '
+            f'`python -m environments.generate --task {task} ...`).')
+      sizes[tasks_lib.offline_table(config, task)] = sum(
+          d.num_nstep_transitions(config.agent.n_step) for d in datasets)
+    total = sum(sizes.values())
+    if total < config.agent.min_replay_size:
       raise RunConfigError(
-          f'Dataset {config.dataset!r} has {num_transitions} transitions, '
+          f'Dataset {config.dataset!r} has {total} transitions, '
           f'fewer than agent.min_replay_size={config.agent.min_replay_size}; '
           'generate more episodes or lower min_replay_size.')
   if config.restore_from is not None and not os.path.isdir(
@@ -214,4 +312,4 @@ def preflight(config: RunConfig) -> Tuple[object, Optional[int]]:
     raise RunConfigError(
         f'restore_from={config.restore_from!r} holds no learner checkpoint '
         f'(expected {config.restore_from}/checkpoints/learner).')
-  return spec, num_transitions
+  return spec, sizes

@@ -41,6 +41,7 @@ from launchers import logs
 from launchers import plotting
 from launchers import recording
 from launchers import supervision
+from launchers import tasks as tasks_lib
 
 STATUS_FILE = 'status.log'
 # Reverb's own checkpoint of the replay tables (the latest only), taken by the
@@ -84,12 +85,14 @@ def _await(future, timeout: Optional[float] = None):
 
 
 class DatasetLoader:
-  """Fills the `offline` table from the run's RLDS datasets, then exits.
+  """Fills the offline table(s) from the run's RLDS datasets, then exits.
 
   The dataset's steps come from its decoded cache (`environments/cache.py`),
   decoded from the EnvLogger files only on first use; the n-step transitions
   are built in memory and inserted shuffled, in blocks of
-  `agent.offline_block_size` transitions per Reverb item (`replay.py`). A
+  `agent.offline_block_size` transitions per Reverb item (`replay.py`). In a
+  multi-task run each task's transitions are padded to the run's spec
+  (`MultiTaskEnvironment.pad_transitions`) and go to the task's own table. A
   progress bar goes to the node's output, and one line with the count, the
   rate and whether the cache was used to the run's status file.
   """
@@ -100,58 +103,87 @@ class DatasetLoader:
     self._client = replay_client
     self._seed = seed  # Of the insertion order.
 
-  def load(self, should_stop: Callable[[], bool] = lambda: False
-           ) -> Optional[Dict[str, Any]]:
-    """Fills the table; returns what it did, or None if stopped midway."""
-    # Imported in the node: dataset reading needs only this worker.
+  def _transitions(self) -> Dict[str, Any]:
+    """{table: its n-step transitions [N, ...]}, and the datasets' caches."""
     import environments  # pylint: disable=g-import-not-at-top
     agent = self._config.agent
+    padder = (environments.MultiTaskEnvironment(self._config.tasks, seed=0)
+              if self._config.multitask else None)
+    tables, caches = {}, set()
+    for task, datasets in tasks_lib.datasets_by_task(self._config).items():
+      # Replay holds no extras (a generated dataset's log_prob, which
+      # recorded episodes lack).
+      transitions = jax.tree.map(
+          lambda *parts: np.concatenate(parts),
+          *[d.transitions(agent.n_step, agent.discount)._replace(extras=())
+            for d in datasets])
+      if padder is not None:
+        transitions = padder.pad_transitions(task, transitions)
+      tables[tasks_lib.offline_table(self._config, task)] = transitions
+      caches.update(d.cache_status for d in datasets)
+    if padder is not None:
+      padder.close()
+    return tables, caches
+
+  def load(self, should_stop: Callable[[], bool] = lambda: False
+           ) -> Optional[Dict[str, Any]]:
+    """Fills the tables; returns what it did, or None if stopped midway."""
+    block_size = self._config.agent.offline_block_size
     start = time.time()
-    datasets = [environments.load_dataset(path) for path in
-                environments.dataset_paths(self._config.dataset)]
-    # Replay holds no extras (a generated dataset's log_prob, which recorded
-    # episodes lack).
-    transitions = jax.tree.map(
-        lambda *parts: np.concatenate(parts),
-        *[d.transitions(agent.n_step, agent.discount)._replace(extras=())
-          for d in datasets])
+    tables, caches = self._transitions()
     ready = time.time()
-    total = len(transitions.reward)
-    held = self._client.server_info()[replay.OFFLINE_TABLE].current_size
-    if held == replay.num_blocks(total, agent.offline_block_size):
+    total = sum(len(t.reward) for t in tables.values())
+    info = self._client.server_info()
+    todo = {table: transitions for table, transitions in tables.items()
+            if info[table].current_size != replay.num_blocks(
+                len(transitions.reward), block_size)}
+    names = ', '.join(f'"{table}"' for table in tables)
+    if len(tables) > 1:
+      names = ', '.join(f'"{table}" ({len(t.reward)})'
+                        for table, t in tables.items())
+    if not todo:
       # Restored with the replay checkpoint of a resumed run.
-      return {'transitions': total, 'items': held, 'restored': True}
-    if held:  # Never checkpointed so; but a part must not be loaded twice.
-      self._client.reset(replay.OFFLINE_TABLE)
-    packer = replay.TransitionPacker.for_spec(datasets[0].spec)
+      return {'transitions': total, 'tables': names, 'restored': True}
+    packer = replay.TransitionPacker(info[replay.ONLINE_TABLE].signature)
+    rng = np.random.default_rng(self._seed)
+    items = 0
     with tqdm.tqdm(total=total, desc='load offline', unit='tr',
                    mininterval=2.0) as bar:
+      for table, transitions in tables.items():
+        if table not in todo:
+          bar.update(len(transitions.reward))
+          continue
+        if info[table].current_size:
+          # Never checkpointed so; but a part must not be loaded twice.
+          self._client.reset(table)
+        done_before = bar.n
 
-      def progress(done: int):
-        bar.update(done - bar.n)
-        if should_stop():
-          raise _Stopped()
+        def progress(done: int, done_before=done_before):
+          bar.update(done_before + done - bar.n)
+          if should_stop():
+            raise _Stopped()
 
-      try:
-        items = replay.insert_offline(
-            self._client, transitions, packer, agent.offline_block_size,
-            np.random.default_rng(self._seed), on_progress=progress)
-      except _Stopped:
-        return None
+        try:
+          items += replay.insert_offline(
+              self._client, transitions,
+              packer, block_size,
+              rng, on_progress=progress, table=table)
+        except _Stopped:
+          return None
     return {'transitions': total, 'items': items,
             'seconds': time.time() - start, 'read_seconds': ready - start,
-            'cache': ', '.join(sorted({d.cache_status for d in datasets}))}
+            'cache': ', '.join(sorted(caches)), 'tables': names}
 
   def run(self):
     stats = self.load(should_stop=_stopping)
     if stats is None:
       return
     if stats.get('restored'):
-      _status(self._config, f'[data] "{replay.OFFLINE_TABLE}" restored from '
-              f'the replay checkpoint ({stats["transitions"]} transitions)')
+      _status(self._config, f'[data] {stats["tables"]} restored from the '
+              f'replay checkpoint ({stats["transitions"]} transitions)')
       return
     _status(self._config, f'[data] loaded {stats["transitions"]} transitions '
-            f'into "{replay.OFFLINE_TABLE}" in {stats["seconds"]:.1f}s '
+            f'into {stats["tables"]} in {stats["seconds"]:.1f}s '
             f'({stats["transitions"] / max(stats["seconds"], 1e-9):,.0f}/s; '
             f'dataset cache: {stats["cache"]}, {stats["read_seconds"]:.1f}s '
             'to read)')
@@ -283,8 +315,8 @@ class LearnerNode(_Runner, core.VariableSource):
                environment_spec: specs.EnvironmentSpec,
                replay_client: reverb.Client,
                counter: counting.Counter,
-               num_offline_transitions: Optional[int], seed: int):
-    builder = make_builder(run_config, num_offline_transitions)
+               offline_sizes: Optional[Dict[str, int]], seed: int):
+    builder = make_builder(run_config, offline_sizes)
     networks = networks_lib.make_networks(environment_spec, run_config.agent)
     if os.path.exists(run_config.path(LEARNER_STOPPED_FILE)):
       os.remove(run_config.path(LEARNER_STOPPED_FILE))  # A previous run's.
@@ -303,7 +335,7 @@ class LearnerNode(_Runner, core.VariableSource):
         time_delta_minutes=run_config.checkpoint_every_s / 60)
     self._config = run_config
     self._client = replay_client
-    self._num_offline = num_offline_transitions
+    self._offline_sizes = offline_sizes or {}
     if self._learner.num_steps == 0 and run_config.restore_from:
       # Initialise from another run (e.g. finetune an offline model).
       tf_savers.Checkpointer(
@@ -352,13 +384,12 @@ class LearnerNode(_Runner, core.VariableSource):
     return self._learner.num_steps >= self._config.total_learner_steps
 
   def _wait_for_offline_data(self):
-    if not self._num_offline:
-      return
-    blocks = replay.num_blocks(self._num_offline,
-                               self._config.agent.offline_block_size)
-    while not _stopping():
-      size = self._client.server_info()[replay.OFFLINE_TABLE].current_size
-      if size >= blocks:
+    blocks = {table: replay.num_blocks(size,
+                                       self._config.agent.offline_block_size)
+              for table, size in self._offline_sizes.items()}
+    while blocks and not _stopping():
+      info = self._client.server_info()
+      if all(info[table].current_size >= n for table, n in blocks.items()):
         return
       time.sleep(0.2)
 
@@ -457,7 +488,8 @@ class ActorNode:
     self._source = _TrackedSource(variable_source)
     environment, actor = _make_acting(
         run_config, seed, self._source,
-        replay_client=replay_client)
+        replay_client=replay_client,
+        visit=run_config.actor_visit(actor_id))
     spec = specs.make_environment_spec(environment)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
                                     steps_key='actor_steps', time_delta=0)
@@ -518,11 +550,12 @@ def _learner_step(counter) -> int:
 def _make_acting(run_config: config_lib.RunConfig, seed: int,
                  variable_source: core.VariableSource,
                  replay_client: Optional[reverb.Client] = None,
-                 evaluation: bool = False):
-  """(environment, actor) of this run's task and policy: an actor's (adding
-  to `replay_client`) or the evaluator's (`evaluation`), seeded by `seed`."""
-  import environments  # pylint: disable=g-import-not-at-top
-  environment = environments.make_environment(run_config.task, seed=seed)
+                 evaluation: bool = False,
+                 visit: Optional[List[str]] = None):
+  """(environment, actor) of this run's tasks and policy: an actor's (adding
+  to `replay_client`; playing the tasks of `visit` in a multi-task run) or
+  the evaluator's (`evaluation`), seeded by `seed`."""
+  environment = tasks_lib.make_environment(run_config, seed, visit)
   spec = specs.make_environment_spec(environment)
   agent = run_config.agent
   if evaluation:
@@ -540,7 +573,12 @@ def _make_acting(run_config: config_lib.RunConfig, seed: int,
 
 
 class Evaluator:
-  """Evaluates the current parameters with the evaluation policy, on request."""
+  """Evaluates the current parameters with the evaluation policy, on request.
+
+  In a multi-task run every task is evaluated on `num_episodes` episodes
+  (the environment cycles through the tasks), and the result holds each
+  task's return besides their mean.
+  """
 
   def __init__(self, run_config: config_lib.RunConfig,
                variable_source: core.VariableSource, seed: int):
@@ -551,14 +589,25 @@ class Evaluator:
         self._environment, self._actor, logger=loggers.NoOpLogger(),
         should_update=False)
 
-  def evaluate(self, num_episodes: int) -> Dict[str, float]:
+  def evaluate(self, num_episodes: int) -> Dict[str, Any]:
     self._actor.update(wait=True)
-    returns = [float(self._loop.run_episode()['episode_return'])
-               for _ in range(num_episodes)]
+    by_task = {task: [] for task in self._config.tasks}
+    for _ in range(num_episodes * len(by_task)):
+      episode_return = float(self._loop.run_episode()['episode_return'])
+      task = (self._environment.current_task if self._config.multitask
+              else self._config.task)
+      by_task[task].append(episode_return)
     # dm_control suite tasks define no success signal, so none is reported.
-    return {'return_mean': float(np.mean(returns)),
-            'return_std': float(np.std(returns)),
-            'episodes': num_episodes}
+    result = {'return_mean': float(np.mean([np.mean(r) for r in
+                                            by_task.values()])),
+              'return_std': float(np.mean([np.std(r) for r in
+                                           by_task.values()])),
+              'episodes': num_episodes}
+    if self._config.multitask:
+      result['tasks'] = {task: {'return_mean': float(np.mean(returns)),
+                                'return_std': float(np.std(returns))}
+                         for task, returns in by_task.items()}
+    return result
 
 
 class Controller:
@@ -576,6 +625,25 @@ class Controller:
     self._results_path = run_config.path('eval.jsonl')
     self._results = _read_jsonl(self._results_path)
     self._start = time.time()
+    # Random and expert returns of each task's datasets, where they hold
+    # both: evaluations also report normalised returns (0 random, 100 expert).
+    self._references = tasks_lib.reference_returns(run_config)
+    # Evaluations in TensorBoard (and logs/evaluation/logs.csv): the mean and,
+    # in a multi-task run, one curve per task.
+    self._logger = logs.make_logger(run_config.run_dir, 'evaluation',
+                                    steps_key='learner_steps', time_delta=0)
+
+  def _normalise(self, result: dict) -> None:
+    """Adds normalised returns to `result` for tasks with references."""
+    by_task = result.get('tasks') or {self._config.task: result}
+    scores = []
+    for task, task_result in by_task.items():
+      if task in self._references:
+        task_result['normalized_return'] = round(tasks_lib.normalized(
+            task_result['return_mean'], self._references[task]), 2)
+        scores.append(task_result['normalized_return'])
+    if 'tasks' in result and len(scores) == len(by_task):
+      result['normalized_return'] = round(float(np.mean(scores)), 2)
 
   def _live_actors(self) -> List[int]:
     """Indices of the actors not given up on (see `launchers.supervision`)."""
@@ -595,15 +663,27 @@ class Controller:
     result.update(_replay_stats(self._replay))
     if round_index is not None:
       result['round'] = round_index
+    self._normalise(result)
     self._results.append(result)
     with open(self._results_path, 'a') as f:
       f.write(json.dumps(result) + '\n')
+    scalars = {'learner_steps': steps, 'return_mean': result['return_mean']}
+    for task, task_result in result.get('tasks', {}).items():
+      scalars[f'return/{task}'] = task_result['return_mean']
+    self._logger.write(scalars)
     prefix = f'[round {round_index}] ' if round_index is not None else ''
+    per_task = ''
+    if 'tasks' in result:
+      per_task = ' (' + ', '.join(
+          f'{task} {r["return_mean"]:.1f}'
+          for task, r in result['tasks'].items()) + ')'
     _status(self._config,
             f'{prefix}[eval] learner_steps={steps} '
             f'actor_steps={result["actor_steps"]} '
-            f'return={result["return_mean"]:.1f}±{result["return_std"]:.1f} '
-            f'({result["episodes"]} ep) t={result["walltime_s"]:.0f}s')
+            f'return={result["return_mean"]:.1f}±{result["return_std"]:.1f}'
+            f'{per_task} ({result["episodes"]} ep'
+            f'{" per task" if per_task else ""}) '
+            f't={result["walltime_s"]:.0f}s')
     return result
 
   def _run_steps_schedule(self):
@@ -707,14 +787,26 @@ class Controller:
 
 
 def make_builder(run_config: config_lib.RunConfig,
-                 num_offline_transitions: Optional[int]
+                 offline_sizes: Optional[Dict[str, int]]
                  ) -> builder_lib.PACBuilder:
-  """The agent builder for this run's nodes, with run-directory loggers."""
+  """The agent builder for this run's nodes, with run-directory loggers.
+
+  `offline_sizes`: transitions of each offline table (`config.preflight`);
+  in a multi-task run each table's sampling weight is its task's share
+  (`RunConfig.task_mixing`).
+  """
+  offline_tables = None
+  if offline_sizes:
+    by_task = {task: offline_sizes[tasks_lib.offline_table(run_config, task)]
+               for task in run_config.tasks}
+    weights = run_config.task_weights(by_task)
+    offline_tables = {tasks_lib.offline_table(run_config, task):
+                      (size, weights[task]) for task, size in by_task.items()}
   return builder_lib.PACBuilder(
       run_config.agent,
       logger_factory=lambda label: logs.make_logger(
           run_config.run_dir, label, steps_key=f'{label}_steps'),
-      offline_table_size=num_offline_transitions,
+      offline_tables=offline_tables,
       rate_limit_online=run_config.mode == 'finetune')
 
 

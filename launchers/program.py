@@ -2,7 +2,7 @@
 
 Topology:
 
-    replay (Reverb: offline + online tables)
+    replay (Reverb: offline (one per task) + online tables)
     counter ───────────────────────────────┐
     dataset_loader ──> replay.offline      │
     learner <── replay (mixed batches) ────┤  serves parameters
@@ -19,23 +19,25 @@ from typing import Dict
 import launchpad as lp
 import numpy as np
 
+from environments import specs_io
 from launchers import config as config_lib
 from launchers import nodes
 
 # Fields of a run that its checkpoints depend on: resuming a run directory with
 # different values would restore parameters (or replay items) of another shape
-# or meaning.
-_RESUME_KEYS = ('task', 'agent.preset', 'agent.network', 'agent.num_bins',
+# or meaning. `task` is the run's task list; `spec` its environment spec
+# (recorded since multi-task runs; checked where recorded).
+_RESUME_KEYS = ('task', 'spec', 'agent.preset', 'agent.network', 'agent.num_bins',
                 'agent.num_atoms', 'agent.n_step', 'agent.offline_block_size')
 
 
 def make_program(config: config_lib.RunConfig) -> lp.Program:
   """Validates the run (before any node starts) and builds its program."""
-  spec, num_offline = config_lib.preflight(config)
-  _check_resumable(config)
+  spec, offline_sizes = config_lib.preflight(config)
+  _check_resumable(config, spec)
 
   seeds = node_seeds(config.seed, config.num_actors)
-  builder = nodes.make_builder(config, num_offline)
+  builder = nodes.make_builder(config, offline_sizes)
   program = lp.Program(name=f'pac_{config.mode}')
   with program.group('replay'):
     replay = program.add_node(nodes.ReplayNode(
@@ -48,7 +50,7 @@ def make_program(config: config_lib.RunConfig) -> lp.Program:
                                       seeds['dataset_loader']))
   with program.group('learner'):
     learner = program.add_node(lp.CourierNode(
-        nodes.LearnerNode, config, spec, replay, counter, num_offline,
+        nodes.LearnerNode, config, spec, replay, counter, offline_sizes,
         seeds['learner']))
   actors = []
   if config.uses_actors:
@@ -81,14 +83,15 @@ def node_seeds(seed: int, num_actors: int) -> Dict[str, int]:
           for name, child in zip(names, children)}
 
 
-def _flat(config: config_lib.RunConfig) -> dict:
-  values = {'task': config.task}
+def _flat(config: config_lib.RunConfig, spec) -> dict:
+  values = {'task': ','.join(config.tasks),
+            'spec': specs_io.spec_to_json(spec)}
   values.update({f'agent.{k}': v for k, v in vars(config.agent).items()
                  if not k.startswith('_')})
   return values
 
 
-def _check_resumable(config: config_lib.RunConfig) -> None:
+def _check_resumable(config: config_lib.RunConfig, spec) -> None:
   """Refuses to resume a run directory that holds an incompatible run.
 
   Writes `config.json` on first use; later runs with the same directory must
@@ -103,15 +106,18 @@ def _check_resumable(config: config_lib.RunConfig) -> None:
         f'run_dir {config.run_dir!r} cannot be created or written '
         f'({e.strerror}); choose a writable path.') from e
   path = config.path('config.json')
-  current = {k: (v if _jsonable(v) else repr(v))
-             for k, v in _flat(config).items()}
+  current = json.loads(json.dumps({  # As read back: lists, not tuples.
+      k: (v if _jsonable(v) else repr(v))
+      for k, v in _flat(config, spec).items()}))
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
-    changed = [k for k in _RESUME_KEYS if previous.get(k) != current.get(k)]
+    changed = [k for k in _RESUME_KEYS if previous.get(k) != current.get(k)
+               and (k in previous or k != 'spec')]
     if changed:
-      diffs = ', '.join(f'{k}: {previous.get(k)!r} -> {current.get(k)!r}'
-                        for k in changed)
+      diffs = ', '.join(
+          'the environment spec' if k == 'spec' else
+          f'{k}: {previous.get(k)!r} -> {current.get(k)!r}' for k in changed)
       raise config_lib.RunConfigError(
           f'run_dir {config.run_dir!r} holds a run that cannot be resumed with '
           f'this config ({diffs}). Use a new --run_dir, or the same settings.')

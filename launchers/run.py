@@ -19,10 +19,19 @@ from launchers import config as config_lib
 from launchers import launching
 
 _MODE = flags.DEFINE_enum('mode', 'offline', config_lib.MODES, 'Run mode.')
-_TASK = flags.DEFINE_string('task', 'cartpole_swingup', 'dm_control task.')
+_TASK = flags.DEFINE_string(
+    'task', 'cartpole_swingup', 'dm_control task; or several, comma-separated, '
+    'or a task set (control_small): one model learns them all.')
 _DATASET = flags.DEFINE_string(
     'dataset', None, 'RLDS dataset directory, or several, comma-separated; a '
-    'directory of datasets (a run\'s episodes/) counts as all of them.')
+    'directory of datasets (a run\'s episodes/, a suite) counts as all of '
+    'them. With several tasks each dataset goes to the task it holds.')
+_TASK_MIXING = flags.DEFINE_string(
+    'task_mixing', 'uniform', 'Share of each task in a multi-task batch\'s '
+    'offline rows: uniform, proportional (to its data), or task=w,task=w.')
+_ACTOR_TASKS = flags.DEFINE_enum(
+    'actor_tasks', 'cycle', config_lib.ACTOR_TASKS, 'Multi-task actors: each '
+    'cycles through the tasks, or actor i plays task i only (split).')
 _RUN_DIR = flags.DEFINE_string('run_dir', 'runs/default',
                                'Logs, checkpoints, plots; reuse to resume.')
 _PRESET = flags.DEFINE_string('preset', 'test', 'Network size preset.')
@@ -119,7 +128,8 @@ def agent_config_from_flags() -> pac_config.PACConfig:
 def run_config_from_flags() -> config_lib.RunConfig:
   return config_lib.RunConfig(
       mode=_MODE.value, task=_TASK.value, run_dir=_RUN_DIR.value,
-      dataset=_DATASET.value, agent=agent_config_from_flags(),
+      dataset=_DATASET.value, task_mixing=_TASK_MIXING.value,
+      actor_tasks=_ACTOR_TASKS.value, agent=agent_config_from_flags(),
       num_actors=_NUM_ACTORS.value, max_learner_steps=_MAX_STEPS.value,
       eval_every_steps=_EVAL_EVERY.value, eval_episodes=_EVAL_EPISODES.value,
       checkpoint_every_s=_CHECKPOINT_EVERY.value, rounds=_ROUNDS.value,

@@ -79,6 +79,7 @@ _MADE = {
         'runs/main/finetune/results.md', 'runs/offline/eval.jsonl',
         'runs/ft/eval.jsonl', 'runs/si/results.md',
         'runs/si/episodes/*/dataset.json', 'runs/si_next/eval.jsonl',
+        'runs/multitask/results.md',
         'runs/acme_local/logs/learner/logs.csv',
         'runs/acme_local/checkpoints/learner/checkpoint',
         'runs/acme_distributed/logs/learner/logs.csv',

@@ -12,7 +12,7 @@ a few steps late, so an equal value lets the learner block on a table one item
 short of its minimum, in the same thread that would fill it.
 """
 
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
 from acme import adders as acme_adders
 from acme import core
@@ -42,7 +42,9 @@ class PACBuilder(builders.ActorLearnerBuilder):
                config: config_lib.PACConfig,
                logger_factory: Optional[LoggerFactory] = None,
                offline_table_size: Optional[int] = None,
-               rate_limit_online: bool = True):
+               rate_limit_online: bool = True,
+               offline_tables: Optional[Mapping[str, Tuple[int, float]]] = None
+               ):
     """Args.
 
     config: the agent's configuration.
@@ -54,10 +56,15 @@ class PACBuilder(builders.ActorLearnerBuilder):
     rate_limit_online: hold the learner to `config.samples_per_insert` on the
       online table. Self-improvement turns it off: it collects whole rounds of
       episodes before training, which a ratio limiter would block.
+    offline_tables: a multi-task run's offline tables, {name: (capacity in
+      transitions, sampling weight)}, in place of the one `offline` table;
+      batches share their offline rows among them by weight, exactly
+      (`replay.apportion`).
     """
     self._config = config
     self._logger_factory = logger_factory
-    self._offline_table_size = offline_table_size or config.max_replay_size
+    self._offline_tables = dict(offline_tables or {replay.OFFLINE_TABLE: (
+        offline_table_size or config.max_replay_size, 1.0)})
     self._rate_limit_online = rate_limit_online
 
   @property
@@ -71,9 +78,11 @@ class PACBuilder(builders.ActorLearnerBuilder):
     return [
         replay.make_offline_table(
             environment_spec,
-            max_transitions=self._offline_table_size,
-            min_transitions=config.min_replay_size,
-            block_size=config.offline_block_size),
+            max_transitions=size,
+            min_transitions=min(config.min_replay_size, size),
+            block_size=config.offline_block_size, name=name)
+        for name, (size, _) in self._offline_tables.items()
+    ] + [
         replay.make_online_table(
             environment_spec,
             max_size=config.max_replay_size,
@@ -89,7 +98,9 @@ class PACBuilder(builders.ActorLearnerBuilder):
         server_address=replay_client.server_address,
         batch_size=self._config.batch_size,
         online_fraction_at=self._config.online_fraction_at,
-        block_size=self._config.offline_block_size)
+        block_size=self._config.offline_block_size,
+        offline_weights={name: weight for name, (_, weight)
+                         in self._offline_tables.items()})
 
   def make_adder(self, replay_client: reverb.Client) -> acme_adders.Adder:
     return replay.make_online_adder(replay_client, n_step=self._config.n_step,

@@ -8,10 +8,17 @@ where `f` is the online fraction at the learner's current step (it may follow a
 schedule). Exact per-batch counts, rather than a per-item coin flip, make the
 mixture reproducible and keep both tables' rate limiters honest: each table is
 sampled only as much as the learner consumes from it.
+
+A multi-task run has one offline table per task (`offline/<task>`), and the
+offline rows of a batch are shared out among them by weights, again exactly
+(`apportion`): every batch holds floor or ceil of `weight * rows` rows of each
+task.
 """
 
+import math
 import sys
-from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, Mapping, Optional, Sequence,
+                    Tuple)
 
 from acme import adders as acme_adders
 from acme import specs
@@ -24,6 +31,30 @@ import tree
 
 OFFLINE_TABLE = 'offline'
 ONLINE_TABLE = 'online'
+
+
+def offline_table(task: Optional[str] = None) -> str:
+  """The offline table of `task` in a multi-task run; `offline` otherwise."""
+  return OFFLINE_TABLE if task is None else f'{OFFLINE_TABLE}/{task}'
+
+
+def apportion(rows: int, weights: Sequence[float], step: int
+              ) -> Tuple[int, ...]:
+  """`rows` shared out by `weights` (summing to 1), exactly, at `step`.
+
+  Each share gets floor(w * rows); the rows left over go one each to the
+  shares with the largest remainders, ties broken in an order that rotates
+  with `step`. So every share is floor or ceil of w * rows, the shares sum to
+  `rows`, and equal weights get equal totals over every len(weights) steps.
+  """
+  quotas = [w * rows for w in weights]
+  counts = [int(q) for q in quotas]
+  k = len(weights)
+  order = sorted(range(k), key=lambda i: (-(quotas[i] - counts[i]),
+                                          (i - step) % k))
+  for i in order[:rows - sum(counts)]:
+    counts[i] += 1
+  return tuple(counts)
 
 
 def transition_signature(
@@ -104,7 +135,8 @@ def num_blocks(num_transitions: int, block_size: int) -> int:
 
 def make_offline_table(environment_spec: specs.EnvironmentSpec,
                        max_transitions: int, min_transitions: int,
-                       block_size: int) -> reverb.Table:
+                       block_size: int, name: str = OFFLINE_TABLE
+                       ) -> reverb.Table:
   """Uniform sampling over blocks of `block_size` transitions.
 
   The table is filled once by `insert_offline`, which shuffles the dataset
@@ -113,10 +145,11 @@ def make_offline_table(environment_spec: specs.EnvironmentSpec,
   uniformly (the rows of one block always travel together). One item per
   block instead of per transition is what makes filling the table fast
   (Reverb's cost is per item and per column). `block_size=1` stores one
-  transition per item. Sizes are given in transitions.
+  transition per item. Sizes are given in transitions; `name` is the
+  table's (`offline_table(task)` in a multi-task run).
   """
   return reverb.Table(
-      name=OFFLINE_TABLE,
+      name=name,
       sampler=reverb.selectors.Uniform(),
       remover=reverb.selectors.Fifo(),
       max_size=num_blocks(max_transitions, block_size),
@@ -176,8 +209,10 @@ _FLUSH_EVERY = 24
 def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
                    packer: TransitionPacker, block_size: int,
                    rng: np.random.Generator,
-                   on_progress: Callable[[int], None] = lambda n: None) -> int:
-  """Shuffles `transitions` [N, ...] into blocks and inserts them as items.
+                   on_progress: Callable[[int], None] = lambda n: None,
+                   table: str = OFFLINE_TABLE) -> int:
+  """Shuffles `transitions` [N, ...] into blocks and inserts them as items
+  of `table`.
 
   When N is not a multiple of `block_size`, the last block is completed with
   the first transitions of the shuffled order (so at most block_size - 1
@@ -195,7 +230,7 @@ def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
       writer.append([g[i] for g in groups])
       if i == 0:  # Live views of the columns: no tree work per item.
         columns = tree.flatten(writer.history)
-      writer.create_item(OFFLINE_TABLE, 1.0, [c[-1] for c in columns])
+      writer.create_item(table, 1.0, [c[-1] for c in columns])
       if (i + 1) % _FLUSH_EVERY == 0:
         # At most 2 * _FLUSH_EVERY items in flight: Reverb logs a warning
         # for every item added while ~50 or more are pending.
@@ -219,7 +254,11 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
 
   Offline rows come from ceil(rows / block_size) sampled blocks (unpacked,
   surplus rows of the last block dropped), online rows from as many sampled
-  transitions. The blocks' layout is read from the server (the online table's
+  transitions. With `offline_weights` ({table: weight}, a multi-task run's
+  per-task tables) the offline rows are shared out by `apportion`, each
+  table's rows in a fixed number of blocks (for its ceil(weight * rows)), so
+  its stream is kept from batch to batch; the parts come in the order of
+  `offline_weights`. The blocks' layout is read from the server (the online table's
   signature), so the iterator needs nothing but the server's address. One batched Reverb stream is kept per table; a schedule that
   changes a table's count replaces its stream (at most `batch_size` times
   over a whole schedule).
@@ -231,7 +270,13 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
                online_fraction_at: Callable[[int], float],
                block_size: int,
                num_parallel_calls: int = 2,
-               wait_timeout_ms: int = 1000):
+               wait_timeout_ms: int = 1000,
+               offline_weights: Optional[Mapping[str, float]] = None):
+    weights = dict(offline_weights or {OFFLINE_TABLE: 1.0})
+    total = sum(weights.values())
+    if not weights or min(weights.values()) <= 0:
+      raise ValueError(f'offline_weights must be positive, got {weights}')
+    self._offline_weights = {table: w / total for table, w in weights.items()}
     self._server_address = server_address
     self._wait_timeout_ms = wait_timeout_ms
     # Checked at each wait's timeout: True ends the iteration (StopIteration).
@@ -251,6 +296,12 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
     online = int(round(float(self._online_fraction_at(step)) *
                        self._batch_size))
     return self._batch_size - online, online
+
+  def offline_split(self, step: int) -> Dict[str, int]:
+    """Rows of each offline table in the batch drawn at `step`."""
+    rows, _ = self.split(step)
+    return dict(zip(self._offline_weights, apportion(
+        rows, list(self._offline_weights.values()), step)))
 
   def _server_info(self) -> Dict[str, object]:
     if self._info is None:  # Once: later streams need no server round trip.
@@ -290,18 +341,21 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
   def __next__(self) -> acme_types.Transition:
     if self._next_step is None:
       self._next_step = self.step_source() if self.step_source else 0
-    offline_rows, online_rows = self.split(self._next_step)
+    step = self._next_step
+    offline_rows, online_rows = self.split(step)
     self._next_step += 1
     parts = []
-    if offline_rows:
+    for table, rows in self.offline_split(step).items():
+      if not rows:
+        continue
       if self._packer is None:
         self._packer = TransitionPacker(
             self._server_info()[ONLINE_TABLE].signature)
-      blocks = self._sample(OFFLINE_TABLE,
-                            num_blocks(offline_rows, self._block_size))
-      rows = self._packer.unpack(blocks.data)  # [blocks, block_size, ...]
+      most = math.ceil(self._offline_weights[table] * offline_rows)
+      blocks = self._sample(table, num_blocks(most, self._block_size))
+      sampled = self._packer.unpack(blocks.data)  # [blocks, block_size, ...]
       parts.append(tree.map_structure(
-          lambda x: x.reshape((-1,) + x.shape[2:])[:offline_rows], rows))
+          lambda x, n=rows: x.reshape((-1,) + x.shape[2:])[:n], sampled))
     if online_rows:
       # Each stream decodes its signature into a namedtuple class of its
       # own; rebuilding Acme's `Transition` makes the parts one tree type.

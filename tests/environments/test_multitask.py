@@ -56,6 +56,20 @@ def test_cycle_mode_switches_task_on_every_reset():
     assert timestep.discount.dtype == np.float32
 
 
+def test_visit_plays_some_tasks_in_its_order_with_the_whole_spec():
+  env = multitask.MultiTaskEnvironment(
+      _TASKS, seed=0, visit=['ball_in_cup_catch', 'cartpole_swingup'])
+  played = []
+  for _ in range(4):
+    timestep = env.reset()
+    played.append(env.current_task)
+    _check_observation(env, timestep.observation, env.current_task)
+  assert played == ['ball_in_cup_catch', 'cartpole_swingup'] * 2
+  assert env.observation_spec()['task_id'].num_values == 3
+  with pytest.raises(ValueError, match='subset'):
+    multitask.MultiTaskEnvironment(_TASKS, seed=0, visit=['finger_spin'])
+
+
 def test_proprio_is_flattened_in_sorted_key_order():
   env = multitask.MultiTaskEnvironment(['cartpole_swingup', 'walker_walk'],
                                        seed=0)

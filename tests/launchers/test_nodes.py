@@ -98,8 +98,8 @@ def test_several_datasets_and_a_directory_of_them_fill_one_table(
                    str(episodes / 'actor_1_000')]
   count = sum(environments.load_dataset(p).num_nstep_transitions(5)
               for p in paths)
-  spec, num_offline = config_lib.preflight(config)
-  assert num_offline == count
+  spec, offline_sizes = config_lib.preflight(config)
+  assert offline_sizes == {replay.OFFLINE_TABLE: count}
   server = reverb.Server(builder_lib.PACBuilder(
       agent, offline_table_size=count).make_replay_tables(spec))
   try:

@@ -216,3 +216,66 @@ def test_online_limiter_holds_the_learner_but_never_blocks_inserts():
     assert sum(1 for _ in dataset) == 181
   finally:
     server.stop()
+
+
+@pytest.mark.parametrize('rows, weights, steps, expected', [
+    # Equal thirds of 256: 85 each and one more, to each share in turn.
+    (256, [1 / 3] * 3, 3, [(86, 85, 85), (85, 86, 85), (85, 85, 86)]),
+    # 7.5 / 2.5: the tie of remainders alternates.
+    (10, [0.75, 0.25], 2, [(8, 2), (7, 3)]),
+    # 0.6 * 7 = 4.2, 0.4 * 7 = 2.8: the larger remainder wins every time.
+    (7, [0.6, 0.4], 2, [(4, 3), (4, 3)]),
+    (16, [1.0], 1, [(16,)]),
+    (0, [0.5, 0.5], 1, [(0, 0)]),
+])
+def test_apportion_by_hand(rows, weights, steps, expected):
+  assert [replay.apportion(rows, weights, s) for s in range(steps)] == expected
+
+
+def test_apportion_is_floor_or_ceil_and_sums_to_the_rows():
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    weights = rng.dirichlet(np.ones(rng.integers(1, 6)))
+    rows = int(rng.integers(0, 300))
+    step = int(rng.integers(0, 1000))
+    counts = replay.apportion(rows, list(weights), step)
+    assert sum(counts) == rows
+    for count, weight in zip(counts, weights):
+      assert np.floor(weight * rows) <= count <= np.ceil(weight * rows)
+
+
+def test_per_task_tables_give_each_batch_exactly_its_shares():
+  """Two offline tables (rewards 0..20 and 100..120): every batch takes
+  `apportion`'s rows of each, in table order, then the online rows."""
+  tables = {replay.offline_table('a'): 0, replay.offline_table('b'): 100}
+  server = reverb.Server([replay.make_offline_table(
+      SPEC, max_transitions=NUM_OFFLINE, min_transitions=1,
+      block_size=BLOCK, name=name) for name in tables] + [
+          replay.make_online_table(SPEC, max_size=100, min_size=1,
+                                   samples_per_insert=None, error_buffer=1.)])
+  client = reverb.Client(f'localhost:{server.port}')
+  try:
+    for name, offset in tables.items():
+      transitions = _offline_transitions(NUM_OFFLINE)
+      transitions = transitions._replace(reward=transitions.reward + offset)
+      replay.insert_offline(client, transitions,
+                            replay.TransitionPacker.for_spec(SPEC), BLOCK,
+                            np.random.default_rng(0), table=name)
+    _insert_online(client, 10)
+    weights = {replay.offline_table('a'): 1.0, replay.offline_table('b'): 1.0}
+    iterator = replay.MixedReplayIterator(
+        f'localhost:{server.port}', batch_size=17,
+        online_fraction_at=lambda step: 2 / 17, block_size=BLOCK,
+        offline_weights=weights)
+    for step in range(6):
+      a, b = (8, 7) if step % 2 == 0 else (7, 8)  # 15 offline rows, halved
+      assert iterator.offline_split(step) == dict(zip(weights, (a, b)))
+      reward = next(iterator).reward
+      assert np.all((reward[:a] >= 0) & (reward[:a] < 100))
+      assert np.all(reward[a:a + b] >= 100)
+      np.testing.assert_array_equal(reward[a + b:], [-1.] * 2)
+    with pytest.raises(ValueError, match='positive'):
+      replay.MixedReplayIterator('unused', 8, lambda s: 0., BLOCK,
+                                 offline_weights={'offline/a': 0.})
+  finally:
+    server.stop()

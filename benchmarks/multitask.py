@@ -1,0 +1,239 @@
+r"""One PAC over several tasks vs multi-task BC vs one PAC per task.
+
+  .venv/bin/python -m benchmarks.multitask [--tasks=a,b] [--seeds=0,1,2]
+      [--steps=3000]
+
+For each seed it trains, with Launchpad's `local_mp` and the main job's agent
+settings (`launchers.main_job.agent_config`), offline on each task's 'mixed'
+dataset (expert, medium and random episodes of the scripted controller):
+  pac_multi   one model on all tasks (uniform task mixing), --steps steps;
+  bc_multi    the same model, steps and data with alpha = 1 (BC);
+  pac_single  one model per task, --steps steps each (so each single-task
+              model takes as many steps on its task as the multi-task model
+              takes on all of them).
+Every run evaluates each task on --eval_episodes episodes at every third of
+its steps; a record's return is its last evaluation's (best also kept).
+Normalised return: 0 = the task's random episodes, 100 = its expert ones.
+
+Datasets: `<--data_dir>/<task>_mixed`, --episodes episodes, seed 0 (the main
+job's flags and dataset: its cartpole_swingup data is shared), generated if
+missing.
+
+Resumable: each run's records go to `<results_dir>/multitask_runs/` when it
+finishes and a rerun skips it; an interrupted run resumes from its
+checkpoints (its run directory under --work_dir). Writes
+`<results_dir>/multitask.json` (records `{method, task, dataset, seed,
+normalized_return, return, learner_steps}`, summaries, what is missing) and
+`multitask.png`.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+import agents  # noqa: F401  pylint: disable=unused-import  (before TF; JAX cache)
+from benchmarks import common
+from launchers import config as config_lib
+from launchers import launching
+from launchers import main_job
+
+_TASKS = flags.DEFINE_string(
+    'tasks', 'cartpole_swingup,cartpole_balance',
+    'Tasks (comma-separated, or a task set); each needs a scripted '
+    'controller for its mixed dataset (environments.list_policies).')
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds.')
+_METHODS = flags.DEFINE_list('methods', ['pac_multi', 'bc_multi',
+                                         'pac_single'], 'Methods.')
+_STEPS = flags.DEFINE_integer('steps', 3000, 'Learner steps of every run.')
+_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
+                                      'Evaluation episodes per task.')
+_WORK_DIR = flags.DEFINE_string('work_dir', 'runs/multitask_bench',
+                                'Run directories (checkpoints, logs).')
+
+METHODS = ('pac_multi', 'bc_multi', 'pac_single')
+
+
+def _dataset(task: str) -> str:
+  from environments import writer  # pylint: disable=g-import-not-at-top
+  path = os.path.join(flags.FLAGS.data_dir, f'{task}_mixed')
+  if not os.path.exists(path):
+    print(f'[multitask] generating {path}', flush=True)
+    writer.write_dataset(path, task=task, policy='mixed',
+                         num_episodes=flags.FLAGS.episodes, seed=0,
+                         workers=writer.default_workers())
+  return path
+
+
+def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
+  """(name, method, task list, seed) of every run of the grid."""
+  runs = []
+  for seed in (int(s) for s in _SEEDS.value):
+    for method in _METHODS.value:
+      groups = [[t] for t in tasks] if method == 'pac_single' else [tasks]
+      for group in groups:
+        name = f'{method}_{"+".join(group)}_seed{seed}'
+        runs.append({'name': name, 'method': method, 'tasks': group,
+                     'seed': seed})
+  return runs
+
+
+def _config(run: Dict[str, Any]) -> config_lib.RunConfig:
+  overrides = {'alpha': 1.0} if run['method'] == 'bc_multi' else {}
+  return config_lib.RunConfig(
+      mode='offline', task=','.join(run['tasks']),
+      run_dir=os.path.join(_WORK_DIR.value, run['name']),
+      dataset=','.join(_dataset(t) for t in run['tasks']),
+      agent=main_job.agent_config(run['seed'], **overrides),
+      max_learner_steps=_STEPS.value,
+      eval_every_steps=max(_STEPS.value // 3, 1),
+      eval_episodes=_EVAL_EPISODES.value, checkpoint_every_s=30.0,
+      seed=run['seed'])
+
+
+def _records(run: Dict[str, Any], config: config_lib.RunConfig,
+             seconds: float) -> List[Dict[str, Any]]:
+  """One record per task of a finished run, from its eval.jsonl."""
+  with open(config.path('eval.jsonl')) as f:
+    evaluations = [json.loads(line) for line in f]
+
+  def per_task(evaluation, task):
+    return evaluation['tasks'][task] if 'tasks' in evaluation else evaluation
+
+  records = []
+  for task in run['tasks']:
+    last = per_task(evaluations[-1], task)
+    records.append({
+        'method': run['method'], 'task': task,
+        'dataset': f'{task}_mixed', 'seed': run['seed'],
+        'normalized_return': last['normalized_return'],
+        'return': last['return_mean'],
+        'learner_steps': evaluations[-1]['learner_steps'],
+        'best_normalized_return': max(
+            per_task(e, task)['normalized_return'] for e in evaluations),
+        'run_wall_s': round(seconds, 1)})
+  return records
+
+
+def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """Mean and std over seeds per method and task; the issue's aims."""
+  table: Dict[str, Dict[str, Dict[str, float]]] = {}
+  for method in sorted({r['method'] for r in records}):
+    table[method] = {}
+    for task in sorted({r['task'] for r in records}):
+      scores = [r['normalized_return'] for r in records
+                if r['method'] == method and r['task'] == task]
+      if scores:
+        table[method][task] = {'mean': float(np.mean(scores)),
+                               'std': float(np.std(scores)),
+                               'seeds': len(scores)}
+    table[method]['mean_over_tasks'] = float(np.mean(
+        [v['mean'] for v in table[method].values()]))
+  aims = {}
+  if {'pac_multi', 'bc_multi'} <= set(table):
+    aims['pac_multi_beats_bc_multi'] = (
+        table['pac_multi']['mean_over_tasks'] >
+        table['bc_multi']['mean_over_tasks'])
+  if {'pac_multi', 'pac_single'} <= set(table):
+    gaps = {task: table['pac_single'][task]['mean'] -
+            table['pac_multi'][task]['mean']
+            for task in table['pac_multi'] if task != 'mean_over_tasks'
+            and task in table['pac_single']}
+    aims['pac_single_minus_pac_multi'] = gaps
+    aims['pac_multi_within_10_of_single'] = all(g <= 10 for g in
+                                                gaps.values())
+  return {'normalized_return': table, 'aims': aims}
+
+
+def _plot(summary: Dict[str, Any], path: str, title: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  table = summary['normalized_return']
+  methods = [m for m in METHODS if m in table]
+  tasks = sorted({t for m in methods for t in table[m]
+                  if t != 'mean_over_tasks'})
+  fig, axis = plt.subplots(figsize=(2.2 + 1.6 * len(tasks), 3.8))
+  width = 0.8 / max(len(methods), 1)
+  for i, method in enumerate(methods):
+    xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
+    means = [table[method].get(t, {}).get('mean', np.nan) for t in tasks]
+    stds = [table[method].get(t, {}).get('std', 0.0) for t in tasks]
+    axis.bar(xs, means, width, yerr=stds, capsize=3, label=method,
+             color=f'C{i}')
+  axis.set_xticks(range(len(tasks)))
+  axis.set_xticklabels(tasks, fontsize=8)
+  axis.set_ylabel('normalised return (mean ± std over seeds)')
+  axis.axhline(100, color='grey', lw=0.8, ls='--')
+  axis.legend(fontsize=8)
+  axis.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _sweep():
+  from environments import suite  # pylint: disable=g-import-not-at-top
+  try:
+    tasks = list(suite.resolve_tasks(_TASKS.value))
+  except Exception as e:  # pylint: disable=broad-except  (UnknownTaskError)
+    raise config_lib.RunConfigError(str(e)) from e
+  unknown = sorted(set(_METHODS.value) - set(METHODS))
+  if unknown:
+    raise config_lib.RunConfigError(
+        f'--methods: unknown {", ".join(unknown)}; choose from '
+        f'{", ".join(METHODS)}')
+  runs = _runs(tasks)
+  configs = {run['name']: _config(run) for run in runs}  # Checks the flags.
+  record_dir = os.path.join(common.RESULTS_DIR.value, 'multitask_runs')
+  os.makedirs(record_dir, exist_ok=True)
+  monitor = common.LoadMonitor()
+  monitor.mark('start')
+  for run in runs:
+    path = os.path.join(record_dir, f'{run["name"]}.json')
+    if os.path.exists(path):
+      continue
+    print(f'[multitask] {run["name"]}', flush=True)
+    start = time.time()
+    launching.launch(configs[run['name']])
+    records = _records(run, configs[run['name']], time.time() - start)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(records, f, indent=1)
+    os.replace(path + '.tmp', path)
+    monitor.mark(run['name'])
+  records, missing = [], []
+  for run in runs:
+    path = os.path.join(record_dir, f'{run["name"]}.json')
+    if os.path.exists(path):
+      with open(path) as f:
+        records.extend(json.load(f))
+    else:
+      missing.append(run['name'])
+  summary = summarise(records)
+  results = {'records': records, 'missing': missing, **summary,
+             'settings': {'tasks': tasks, 'seeds': _SEEDS.value,
+                          'steps': _STEPS.value,
+                          'eval_episodes': _EVAL_EPISODES.value,
+                          'dataset_episodes': flags.FLAGS.episodes}}
+  written = common.write_results('multitask', results, monitor)
+  _plot(summary, os.path.join(common.RESULTS_DIR.value, 'multitask.png'),
+        f'{", ".join(tasks)}: {_STEPS.value} learner steps, '
+        f'{len(_SEEDS.value)} seeds')
+  print(f'[multitask] {len(records)} records, {len(missing)} runs missing; '
+        f'{written}', flush=True)
+  print(json.dumps(summary, indent=1), flush=True)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  launching.exit_on_failure(_sweep)
+
+
+if __name__ == '__main__':
+  app.run(main)
