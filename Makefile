@@ -30,7 +30,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 
-.PHONY: setup run test test-fast bench scaling data clean help
+.PHONY: setup run test test-fast bench scaling multitask data clean help
 
 help:
 	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR), RUN_ARGS=...)"
@@ -38,6 +38,7 @@ help:
 	@echo "make test-fast tests without the 'integration' marker"
 	@echo "make bench     benchmarks -> benchmarks/results/"
 	@echo "make scaling   model-size x compute sweep, PAC vs BC (SCALING_ARGS=...; resumable)"
+	@echo "make multitask one PAC on several tasks vs BC vs one PAC per task (MULTITASK_ARGS=...; resumable)"
 	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
 
 setup: $(PTH)
@@ -73,6 +74,9 @@ bench: $(PTH)
 
 scaling: $(PTH)
 	$(PY) -m benchmarks.scaling $(SCALING_ARGS)
+
+multitask: $(PTH)
+	$(PY) -m benchmarks.multitask $(MULTITASK_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -28,7 +28,9 @@ normalized_return, return, learner_steps}`, summaries, what is missing) and
 """
 
 import json
+import multiprocessing
 import os
+import sys
 import time
 from typing import Any, Dict, List
 
@@ -67,6 +69,13 @@ def _dataset(task: str) -> str:
     writer.write_dataset(path, task=task, policy='mixed',
                          num_episodes=flags.FLAGS.episodes, seed=0,
                          workers=writer.default_workers())
+  import environments  # pylint: disable=g-import-not-at-top
+  returns = environments.policy_returns([environments.load_dataset(path)])
+  if not {'random', 'expert'} <= set(returns):
+    raise config_lib.RunConfigError(
+        f'{path} holds no random or no expert episodes, so returns cannot be '
+        'normalised; a mixed dataset of 3 or more episodes has both '
+        '(--episodes; delete the dataset to regenerate it).')
   return path
 
 
@@ -177,6 +186,32 @@ def _plot(summary: Dict[str, Any], path: str, title: str) -> None:
   plt.close(fig)
 
 
+def _run_to_end(config: config_lib.RunConfig) -> None:
+  logging.set_verbosity(logging.WARNING)
+  launching.exit_on_failure(lambda: launching.launch(config))
+
+
+def _launch(config: config_lib.RunConfig) -> None:
+  """Runs one program to its end in a process of its own.
+
+  One launcher process per run, as from the command line: Launchpad's
+  worker manager keeps process-wide signal handlers and alarms, which a
+  later launch in the same process must not inherit.
+  """
+  process = multiprocessing.get_context('spawn').Process(
+      target=_run_to_end, args=(config,))
+  process.start()
+  try:
+    process.join()
+  except KeyboardInterrupt:  # The run got the Ctrl-C too; let it checkpoint.
+    process.join()
+  if process.exitcode:
+    # The run said why in one line; the sweep stops with its status.
+    print(f'[multitask] stopped; rerun the same command to resume '
+          f'({config.run_dir})', file=sys.stderr)
+    sys.exit(process.exitcode)
+
+
 def _sweep():
   from environments import suite  # pylint: disable=g-import-not-at-top
   try:
@@ -200,7 +235,7 @@ def _sweep():
       continue
     print(f'[multitask] {run["name"]}', flush=True)
     start = time.time()
-    launching.launch(configs[run['name']])
+    _launch(configs[run['name']])
     records = _records(run, configs[run['name']], time.time() - start)
     with open(path + '.tmp', 'w') as f:
       json.dump(records, f, indent=1)

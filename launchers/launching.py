@@ -11,7 +11,9 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, Dict, List, Optional, Tuple
+
+from acme import specs
 
 from agents.pac import config as pac_config
 from launchers import config as config_lib
@@ -20,7 +22,18 @@ from launchers import nodes
 from launchers import placement
 from launchers import program as program_lib
 from launchers import recording
+from launchers import resume
 from launchers import supervision
+
+
+def prepare(config: config_lib.RunConfig
+            ) -> Tuple[specs.EnvironmentSpec, Optional[Dict[str, int]]]:
+  """Checks the run before any node starts: its tasks and datasets
+  (`config.preflight`) and its run directory (`resume.check`, which records
+  the run there on first use). Returns what `make_program` takes."""
+  spec, offline_sizes = config_lib.preflight(config)
+  resume.check(config, spec)
+  return spec, offline_sizes
 
 
 def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
@@ -29,7 +42,7 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   check_startup_hook()
   import launchpad as lp  # pylint: disable=g-import-not-at-top
   from launchpad.nodes.python import local_multi_processing  # pylint: disable=g-import-not-at-top
-  program = program_lib.make_program(config)
+  program = program_lib.make_program(config, *prepare(config))
   if launch_type != 'local_mp':
     lp.launch(program, launch_type=launch_type).wait()
     return

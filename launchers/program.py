@@ -12,30 +12,23 @@ Topology:
 """
 
 import functools
-import json
-import os
-from typing import Dict
+from typing import Dict, Optional
 
+from acme import specs
 import launchpad as lp
 import numpy as np
 
-from environments import specs_io
 from launchers import config as config_lib
 from launchers import nodes
 
-# Fields of a run that its checkpoints depend on: resuming a run directory with
-# different values would restore parameters (or replay items) of another shape
-# or meaning. `task` is the run's task list; `spec` its environment spec
-# (recorded since multi-task runs; checked where recorded).
-_RESUME_KEYS = ('task', 'spec', 'agent.preset', 'agent.network', 'agent.num_bins',
-                'agent.num_atoms', 'agent.n_step', 'agent.offline_block_size')
+def make_program(config: config_lib.RunConfig, spec: specs.EnvironmentSpec,
+                 offline_sizes: Optional[Dict[str, int]]) -> lp.Program:
+  """The run's program, from its checked config and what `preflight` found
+  (the environment spec, the transitions of each offline table).
 
-
-def make_program(config: config_lib.RunConfig) -> lp.Program:
-  """Validates the run (before any node starts) and builds its program."""
-  spec, offline_sizes = config_lib.preflight(config)
-  _check_resumable(config, spec)
-
+  Pure: it checks, writes and starts nothing, so every launch type (local_mp,
+  test_mt, ...) gets the same program; `launching.prepare` does the checks.
+  """
   seeds = node_seeds(config.seed, config.num_actors)
   builder = nodes.make_builder(config, offline_sizes)
   program = lp.Program(name=f'pac_{config.mode}')
@@ -81,56 +74,3 @@ def node_seeds(seed: int, num_actors: int) -> Dict[str, int]:
   children = np.random.SeedSequence(seed).spawn(len(names))
   return {name: int(child.generate_state(1)[0])
           for name, child in zip(names, children)}
-
-
-def _flat(config: config_lib.RunConfig, spec) -> dict:
-  values = {'task': ','.join(config.tasks),
-            'spec': specs_io.spec_to_json(spec)}
-  values.update({f'agent.{k}': v for k, v in vars(config.agent).items()
-                 if not k.startswith('_')})
-  return values
-
-
-def _check_resumable(config: config_lib.RunConfig, spec) -> None:
-  """Refuses to resume a run directory that holds an incompatible run.
-
-  Writes `config.json` on first use; later runs with the same directory must
-  agree on the fields the checkpoints depend on.
-  """
-  try:
-    os.makedirs(config.run_dir, exist_ok=True)
-    if not os.access(config.run_dir, os.W_OK):
-      raise PermissionError(13, 'not writable')
-  except OSError as e:
-    raise config_lib.RunConfigError(
-        f'run_dir {config.run_dir!r} cannot be created or written '
-        f'({e.strerror}); choose a writable path.') from e
-  path = config.path('config.json')
-  current = json.loads(json.dumps({  # As read back: lists, not tuples.
-      k: (v if _jsonable(v) else repr(v))
-      for k, v in _flat(config, spec).items()}))
-  if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
-    changed = [k for k in _RESUME_KEYS if previous.get(k) != current.get(k)
-               and (k in previous or k != 'spec')]
-    if changed:
-      diffs = ', '.join(
-          'the environment spec' if k == 'spec' else
-          f'{k}: {previous.get(k)!r} -> {current.get(k)!r}' for k in changed)
-      raise config_lib.RunConfigError(
-          f'run_dir {config.run_dir!r} holds a run that cannot be resumed with '
-          f'this config ({diffs}). Use a new --run_dir, or the same settings.')
-    return
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(current, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def _jsonable(value) -> bool:
-  try:
-    json.dumps(value)
-    return True
-  except TypeError:
-    return False

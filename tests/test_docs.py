@@ -51,6 +51,7 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
      '{command} --episodes 3'),
     (r'(\.venv/bin/)?python -m environments\.generate --list-tasks$',
      '{command}'),
+    (r'(\.venv/bin/)?python -m environments\.export .*', '{command}'),
     (r'\.venv/bin/python -m launchers\.run --mode=offline .*',
      '{command} --max_learner_steps=16 --eval_every_steps=16 '
      '--eval_episodes=1 --batch_size=16'),
@@ -68,6 +69,9 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     # The scaling sweep (an hour here): tests/benchmarks/test_scaling.py runs
     # this command on a tiny grid, with its resume and Ctrl-C.
     (r'\.venv/bin/python -m benchmarks\.scaling\b.*', None),
+    # The multi-task comparison (~16 min here): tests/benchmarks/
+    # test_multitask.py runs its sweep logic; its runs are the launchers'.
+    (r'\.venv/bin/python -m benchmarks\.multitask\b.*', None),
     (r'\.venv/bin/python -m benchmarks\.agent_throughput\b.*',
      '{command} --presets=test --abstract_presets= --batch_sizes=test=8 '
      '--steps=8 --repeats=2 --results_dir=$PWD/results'),
@@ -85,7 +89,8 @@ _MADE = {
         'runs/acme_distributed/logs/learner/logs.csv',
         'runs/acme_distributed/checkpoints/learner/checkpoint',
         'runs/acme_offline/logs/learner/logs.csv'],
-    'environments/README.md': ['data/cartpole_swingup_expert/dataset.json'],
+    'environments/README.md': ['data/cartpole_swingup_expert/dataset.json',
+                               'data/cartpole_swingup_expert.npz'],
     'benchmarks/README.md': [
         f'results/{name}.{ext}' for ext in ('json', 'png')
         for name in ('system_throughput', 'env_throughput',
@@ -185,10 +190,13 @@ def test_make_bench_is_the_documented_benchmarks():
   documented = [m for _, text in blocks('benchmarks/README.md')
                 for c in commands(text)
                 for m in re.findall(r'-m (benchmarks\.\w+)', c)]
-  # The scaling sweep is not a throughput benchmark: `make scaling` runs it.
-  assert sorted(modules + ['benchmarks.scaling']) == sorted(documented)
-  assert re.search(r'^scaling:.*\n\t.*-m benchmarks\.scaling\b', makefile,
-                   re.M)
+  # The evidence sweeps are not throughput benchmarks: `make scaling` and
+  # `make multitask` run them.
+  sweeps = ['benchmarks.scaling', 'benchmarks.multitask']
+  assert sorted(modules + sweeps) == sorted(documented)
+  for sweep in sweeps:
+    target = sweep.split('.')[1]
+    assert re.search(rf'^{target}:.*\n\t.*-m {sweep}\b', makefile, re.M)
 
 
 def test_shrinking_keeps_the_documented_command():

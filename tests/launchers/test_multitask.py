@@ -15,35 +15,21 @@ import pytest
 import reverb
 
 import environments
-from agents.pac import config as pac_config
 from agents.pac import replay
 from launchers import config as config_lib
 from launchers import launching
 from launchers import nodes
-from launchers import program as program_lib
+from tests.launchers import helpers
 
 TASKS = 'cartpole_swingup,walker_walk'
 
 
-def _agent(**overrides) -> pac_config.PACConfig:
-  values = dict(batch_size=16, min_replay_size=32, num_sampled_actions=4,
-                variable_update_period=20, learner_steps_per_call=8,
-                prefetch_batches=2, offline_block_size=4)
-  values.update(overrides)
-  return pac_config.PACConfig(**values)
-
-
 def _config(run_dir, dataset, **overrides) -> config_lib.RunConfig:
   values = dict(mode='offline', task=TASKS, run_dir=str(run_dir),
-                dataset=dataset, agent=_agent(), max_learner_steps=20,
+                dataset=dataset, agent=helpers.small_agent(), max_learner_steps=20,
                 eval_every_steps=20, eval_episodes=1, checkpoint_every_s=1.0)
   values.update(overrides)
   return config_lib.RunConfig(**values)
-
-
-def _results(run_dir):
-  with open(os.path.join(run_dir, 'eval.jsonl')) as f:
-    return [json.loads(line) for line in f]
 
 
 def test_tasks_come_from_a_list_or_a_task_set():
@@ -75,17 +61,17 @@ def test_task_mixing_rules():
 
 def test_actors_cycle_through_the_tasks_or_play_one_each():
   cycle = _config('unused', 'unused', task='control_small', mode='finetune',
-                  num_actors=2, agent=_agent(online_fraction=0.5))
+                  num_actors=2, agent=helpers.small_agent(online_fraction=0.5))
   assert cycle.actor_visit(1) == ('finger_spin', 'walker_walk', 'cheetah_run',
                                   'cartpole_swingup')
   split = _config('unused', 'unused', mode='finetune', num_actors=3,
-                  actor_tasks='split', agent=_agent(online_fraction=0.5))
+                  actor_tasks='split', agent=helpers.small_agent(online_fraction=0.5))
   assert [split.actor_visit(i) for i in range(3)] == [
       ('cartpole_swingup',), ('walker_walk',), ('cartpole_swingup',)]
   with pytest.raises(config_lib.RunConfigError, match='num_actors'):
     _config('unused', 'unused', task='control_small', mode='finetune',
             num_actors=2, actor_tasks='split',
-            agent=_agent(online_fraction=0.5))
+            agent=helpers.small_agent(online_fraction=0.5))
 
 
 def test_preflight_pads_the_spec_and_sizes_a_table_per_task(
@@ -169,7 +155,7 @@ def test_multitask_offline_run_evaluates_every_task_and_resumes(
   dataset = f'{cartpole_dataset},{walker_dataset}'
   config = _config(tmp_path / 'run', dataset)
   launching.launch(config, 'test_mt')
-  (first,) = _results(config.run_dir)
+  (first,) = helpers.results(config.run_dir)
   assert first['learner_steps'] == 20 and first['episodes'] == 1
   assert set(first['tasks']) == {'cartpole_swingup', 'walker_walk'}
   assert first['return_mean'] == pytest.approx(np.mean(
@@ -187,7 +173,7 @@ def test_multitask_offline_run_evaluates_every_task_and_resumes(
 
   launching.launch(_config(tmp_path / 'run', dataset, max_learner_steps=40),
                    'test_mt')
-  assert [r['learner_steps'] for r in _results(config.run_dir)] == [20, 40]
+  assert [r['learner_steps'] for r in helpers.results(config.run_dir)] == [20, 40]
   with open(os.path.join(config.run_dir, 'status.log')) as f:
     status = f.read()
   assert '[learner] resumed at step 20' in status
@@ -195,7 +181,7 @@ def test_multitask_offline_run_evaluates_every_task_and_resumes(
 
   for other in ('walker_walk,cartpole_swingup', 'cartpole_swingup'):
     with pytest.raises(config_lib.RunConfigError, match='cannot be resumed'):
-      program_lib.make_program(_config(
+      launching.prepare(_config(
           tmp_path / 'run', dataset if ',' in other else cartpole_dataset,
           task=other, max_learner_steps=60))
 
@@ -207,9 +193,9 @@ def test_multitask_actors_play_their_tasks_and_record_them_as_task_data(
                    mode='finetune', num_actors=2, actor_tasks='split',
                    record_every_episodes=1, max_learner_steps=24,
                    eval_every_steps=24,
-                   agent=_agent(online_fraction=0.25))
+                   agent=helpers.small_agent(online_fraction=0.25))
   launching.launch(config, 'test_mt')
-  final = _results(config.run_dir)[-1]
+  final = helpers.results(config.run_dir)[-1]
   assert final['actor_steps'] >= 2000 and final['online_inserted'] > 0
   assert set(final['tasks']) == {'cartpole_swingup', 'walker_walk'}
   recorded = environments.dataset_paths(config.path('episodes'))

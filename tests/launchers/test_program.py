@@ -5,52 +5,31 @@ actors, evaluator, counter and controller, on the real cartpole task. Results
 are read back from the run directory the program writes.
 """
 
-import json
 import os
 
 import pytest
 
-from agents.pac import config as pac_config
 from launchers import config as config_lib
 from launchers import program as program_lib
 from launchers import launching
+from tests.launchers import helpers
 
 TASK = 'cartpole_swingup'
 
 
-def _agent(**overrides) -> pac_config.PACConfig:
-  """Small; with the launchers' fast learner path (several steps per call,
-  prefetching) and blocks of 4 transitions per offline item."""
-  values = dict(batch_size=16, min_replay_size=32, num_sampled_actions=4,
-                variable_update_period=20, learner_steps_per_call=8,
-                prefetch_batches=2, offline_block_size=4)
-  values.update(overrides)
-  return pac_config.PACConfig(**values)
-
-
 def _run_config(run_dir, dataset, **overrides) -> config_lib.RunConfig:
   values = dict(mode='offline', task=TASK, run_dir=str(run_dir),
-                dataset=dataset, agent=_agent(), max_learner_steps=40,
+                dataset=dataset, agent=helpers.small_agent(), max_learner_steps=40,
                 eval_every_steps=20, eval_episodes=1, checkpoint_every_s=1.0)
   values.update(overrides)
   return config_lib.RunConfig(**values)
-
-
-def _results(run_dir):
-  with open(os.path.join(run_dir, 'eval.jsonl')) as f:
-    return [json.loads(line) for line in f]
-
-
-def _status(run_dir) -> str:
-  with open(os.path.join(run_dir, 'status.log')) as f:
-    return f.read()
 
 
 def test_offline_program_trains_loads_and_evaluates(tmp_path,
                                                     cartpole_dataset):
   config = _run_config(tmp_path / 'run', cartpole_dataset)
   launching.launch(config, 'test_mt')
-  results = _results(config.run_dir)
+  results = helpers.results(config.run_dir)
   final = results[-1]
   assert final['learner_steps'] == config.max_learner_steps
   # The shared counter saw every learner step; no actors ran offline.
@@ -71,7 +50,7 @@ def test_offline_program_trains_loads_and_evaluates(tmp_path,
                    'checkpoints/learner', 'checkpoints/counter',
                    'logs/learner/logs.csv'):
     assert os.path.exists(os.path.join(config.run_dir, artefact)), artefact
-  assert '[done]' in _status(config.run_dir)
+  assert '[done]' in helpers.status(config.run_dir)
 
 
 def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
@@ -79,10 +58,10 @@ def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
   config = _run_config(
       tmp_path / 'run', cartpole_dataset, mode='finetune', num_actors=1,
       max_learner_steps=60, eval_every_steps=30,
-      agent=_agent(online_fraction=0.25, samples_per_insert=4.0,
+      agent=helpers.small_agent(online_fraction=0.25, samples_per_insert=4.0,
                    samples_per_insert_tolerance_rate=4.0))
   launching.launch(config, 'test_mt')
-  first, final = _results(config.run_dir)[0], _results(config.run_dir)[-1]
+  first, final = helpers.results(config.run_dir)[0], helpers.results(config.run_dir)[-1]
   assert final['online_size'] > 0 and final['actor_steps'] > 0
   assert final['online_inserted'] >= first['online_inserted']
   # Reverb counts items: online transitions, offline blocks of 4.
@@ -98,8 +77,8 @@ def test_rerun_with_same_run_dir_resumes(tmp_path, cartpole_dataset):
                  'test_mt')
   resumed = _run_config(run_dir, cartpole_dataset, max_learner_steps=40)
   launching.launch(resumed, 'test_mt')
-  assert '[learner] resumed at step 20' in _status(run_dir)
-  final = _results(str(run_dir))[-1]
+  assert '[learner] resumed at step 20' in helpers.status(run_dir)
+  final = helpers.results(str(run_dir))[-1]
   assert final['learner_steps'] == 40
   # The counter resumed too: it counts the first run's 20 steps.
   assert final['counter_learner_steps'] == 40
@@ -116,7 +95,7 @@ def test_bad_inputs_fail_before_any_node_starts(tmp_path, cartpole_dataset,
   dataset = overrides.pop('dataset', cartpole_dataset)
   config = _run_config(tmp_path / 'run', dataset, **overrides)
   with pytest.raises(config_lib.RunConfigError, match=message):
-    program_lib.make_program(config)
+    launching.prepare(config)
   assert not os.path.exists(config.run_dir)
 
 
@@ -124,7 +103,7 @@ def test_bad_inputs_fail_before_any_node_starts(tmp_path, cartpole_dataset,
     (dict(max_learner_steps=0), 'max_learner_steps'),
     (dict(mode='online'), 'mode'),
     (dict(mode='finetune', num_actors=0), 'num_actors'),
-    (dict(agent=_agent(online_fraction=0.5)), 'online_fraction'),
+    (dict(agent=helpers.small_agent(online_fraction=0.5)), 'online_fraction'),
     (dict(mode='finetune', num_actors=1), 'online_fraction'),
     (dict(dataset=None), 'dataset'),
 ])
@@ -138,11 +117,11 @@ def test_nonsensical_run_configs_are_rejected(tmp_path, overrides, field):
 def test_resuming_with_an_incompatible_config_is_refused(tmp_path,
                                                          cartpole_dataset):
   run_dir = tmp_path / 'run'
-  program_lib.make_program(_run_config(run_dir, cartpole_dataset))
+  launching.prepare(_run_config(run_dir, cartpole_dataset))
   other = _run_config(run_dir, cartpole_dataset,
-                      agent=_agent(num_bins=11))
+                      agent=helpers.small_agent(num_bins=11))
   with pytest.raises(config_lib.RunConfigError, match='num_bins'):
-    program_lib.make_program(other)
+    launching.prepare(other)
 
 
 def test_selfimprove_rounds_collect_train_and_evaluate(tmp_path,
@@ -150,16 +129,16 @@ def test_selfimprove_rounds_collect_train_and_evaluate(tmp_path,
   config = _run_config(
       tmp_path / 'run', cartpole_dataset, mode='selfimprove', num_actors=1,
       rounds=2, episodes_per_round=1, steps_per_round=20,
-      agent=_agent(online_fraction=0.5))
+      agent=helpers.small_agent(online_fraction=0.5))
   launching.launch(config, 'test_mt')
-  results = _results(config.run_dir)
+  results = helpers.results(config.run_dir)
   assert [r['round'] for r in results] == [1, 2]
   assert [r['learner_steps'] for r in results] == [20, 40]
   # Each round added one 1000-step episode of the current policy's data.
   assert results[0]['online_inserted'] >= 1000
   assert results[1]['online_inserted'] >= results[0]['online_inserted'] + 1000
   assert results[1]['online_sampled'] > 0
-  status = _status(config.run_dir)
+  status = helpers.status(config.run_dir)
   assert '[round 2] collected 1 episodes' in status
   assert '| round | learner steps |' in status
 
@@ -176,3 +155,21 @@ def test_node_seeds_are_one_split_of_the_run_seed():
   # Unlike seed offsets, run 0 and run 1 share no node seed.
   assert not set(seeds.values()) & set(
       program_lib.node_seeds(1, num_actors=3).values())
+
+
+def test_make_program_is_pure_and_the_same_for_every_launch_type(
+    tmp_path, cartpole_dataset):
+  """Checks and writes happen in `launching.prepare`; `make_program` only
+  builds the program that any launch type receives."""
+  config = _run_config(tmp_path / 'run', cartpole_dataset, mode='finetune',
+                       num_actors=2, agent=helpers.small_agent(online_fraction=0.5))
+  spec, sizes = config_lib.preflight(config)
+  program = program_lib.make_program(config, spec, sizes)
+  assert not os.path.exists(config.run_dir)  # Nothing written.
+  assert {group: len(nodes) for group, nodes in program.groups.items()} == {
+      'replay': 1, 'counter': 1, 'dataset_loader': 1, 'learner': 1,
+      'actor': 2, 'evaluator': 1, 'controller': 1}
+  offline = _run_config(tmp_path / 'run', cartpole_dataset)
+  assert 'actor' not in program_lib.make_program(offline, spec, sizes).groups
+  launching.prepare(config)  # Records the run in its directory.
+  assert os.path.exists(os.path.join(config.run_dir, 'config.json'))
