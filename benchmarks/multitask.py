@@ -19,9 +19,10 @@ Datasets: `<--data_dir>/<task>_mixed`, --episodes episodes, seed 0 (the main
 job's flags and dataset: its cartpole_swingup data is shared), generated if
 missing.
 
-Resumable: each run's records go to `<results_dir>/multitask_runs/` when it
-finishes and a rerun skips it; an interrupted run resumes from its
-checkpoints (its run directory under --work_dir). Writes
+Resumable: each run's records go to `<results_dir>/multitask_runs/`
+(`<method>_<tasks>_<steps>steps_seed<s>.json`) when it finishes and a rerun
+skips it; an interrupted run resumes from its checkpoints (its run directory
+under --work_dir). Writes
 `<results_dir>/multitask.json` (records `{method, task, dataset, seed,
 normalized_return, return, learner_steps}`, summaries, what is missing) and
 `multitask.png`.
@@ -86,7 +87,8 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
     for method in _METHODS.value:
       groups = [[t] for t in tasks] if method == 'pac_single' else [tasks]
       for group in groups:
-        name = f'{method}_{"+".join(group)}_seed{seed}'
+        name = (f'{method}_{"+".join(group)}_{_STEPS.value}steps_'
+                f'seed{seed}')
         runs.append({'name': name, 'method': method, 'tasks': group,
                      'seed': seed})
   return runs

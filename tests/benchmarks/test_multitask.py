@@ -82,16 +82,19 @@ def test_a_finished_runs_records_come_from_its_evaluations(tmp_path):
 def test_a_rerun_skips_finished_runs_and_writes_the_results(tmp_path):
   record_dir = tmp_path / 'results' / 'multitask_runs'
   record_dir.mkdir(parents=True)
-  runs = {f'pac_multi_{"+".join(TASKS)}_seed0': _records('pac_multi', TASKS,
-                                                           50),
-          f'bc_multi_{"+".join(TASKS)}_seed0': _records('bc_multi', TASKS, 20),
-          f'pac_single_{TASKS[0]}_seed0': _records('pac_single', TASKS[:1], 55)}
+  both = '+'.join(TASKS)
+  runs = {f'pac_multi_{both}_3000steps_seed0': _records('pac_multi', TASKS,
+                                                         50),
+          f'bc_multi_{both}_3000steps_seed0': _records('bc_multi', TASKS, 20),
+          f'pac_single_{TASKS[0]}_3000steps_seed0': _records(
+              'pac_single', TASKS[:1], 55)}
   for name, records in runs.items():
     (record_dir / f'{name}.json').write_text(json.dumps(records))
   # The one missing run cannot start (a file where its run directory would
   # go): one line, exit 2, no results file.
   (tmp_path / 'runs').mkdir()
-  (tmp_path / 'runs' / f'pac_single_{TASKS[1]}_seed0').write_text('')
+  (tmp_path / 'runs' / f'pac_single_{TASKS[1]}_3000steps_seed0').write_text(
+      '')
   result = _run(_command(tmp_path))
   assert result.returncode == 2, result.stdout[-3000:]
   assert 'Traceback' not in result.stdout
