@@ -9,10 +9,14 @@ r"""The main job (`make run`): offline PAC on cartpole data, then online fine-tu
    dataset and moving alpha from 1 (BC) to the RL target (`<run_dir>/finetune`).
 
 Each phase prints one status line per evaluation and ends with its result
-table; plots are `<run_dir>/*/eval_return.png`. Rerunning resumes both phases.
+table; `<run_dir>/eval_return.png` plots both phases as one curve (the switch
+marked, the dataset's random and expert returns as reference lines, the
+normalised return on a second axis), `<run_dir>/*/eval_return.png` each
+phase. Rerunning resumes both phases.
 The defaults take a few minutes on a 2-core CPU.
 """
 
+import json
 import os
 
 from absl import app
@@ -23,6 +27,7 @@ import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
 from launchers import config as config_lib
 from launchers import launching
+from launchers import plotting
 
 _RUN_DIR = flags.DEFINE_string('run_dir', 'runs/main', 'Output directory.')
 _DATA_DIR = flags.DEFINE_string('data_dir', 'data', 'Dataset directory.')
@@ -98,6 +103,24 @@ def _run_phases():
   launching.launch(finetune)
 
 
+def _plot() -> str:
+  """Both phases as one curve (`<run_dir>/eval_return.png`), the switch
+  marked, the dataset's random and expert returns as references."""
+  import environments  # pylint: disable=g-import-not-at-top
+  phases = []
+  for phase in ('offline', 'finetune'):
+    with open(os.path.join(_RUN_DIR.value, phase, 'eval.jsonl')) as f:
+      phases.append((phase, [json.loads(line) for line in f]))
+  returns = environments.policy_returns(
+      [environments.load_dataset(ensure_dataset())])
+  references = ({'random': returns['random'], 'expert': returns['expert']}
+                if {'random', 'expert'} <= set(returns) else None)
+  path = os.path.join(_RUN_DIR.value, 'eval_return.png')
+  plotting.plot_phases(phases, references, path,
+                       f'PAC on {TASK}: offline, then fine-tuned online')
+  return path
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -105,8 +128,8 @@ def main(argv):
   for phase in ('offline', 'finetune'):
     with open(os.path.join(_RUN_DIR.value, phase, 'results.md')) as f:
       print(f'\n{phase}:\n{f.read()}')
-  print(f'plots: {_RUN_DIR.value}/offline/eval_return.png, '
-        f'{_RUN_DIR.value}/finetune/eval_return.png')
+  print(f'plot: {_plot()} (each phase: {_RUN_DIR.value}/offline/'
+        f'eval_return.png, {_RUN_DIR.value}/finetune/eval_return.png)')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Result tables and learning-curve plots for a finished run."""
 
-from typing import List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -61,6 +61,52 @@ def plot_eval_returns(results: List[dict], path: str, title: str) -> None:
     ax.grid(alpha=0.3)
   axes[0].set_ylabel('evaluation return')
   fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_phases(phases: Sequence[Tuple[str, List[dict]]],
+                references: Optional[Dict[str, float]], path: str,
+                title: str) -> None:
+  """Several runs that continue one model (offline, then fine-tuning) as
+  one curve of evaluation return against learner steps, each switch marked;
+  with `references` ({'random': R, 'expert': R}), both as lines and the
+  normalised return (0 = random, 100 = expert) on a second axis."""
+  fig, axis = plt.subplots(figsize=(7, 3.8))
+  xs, means, stds = [], [], []
+  for index, (name, results) in enumerate(phases):
+    for r in results:
+      xs.append(r['learner_steps'])
+      means.append(r['return_mean'])
+      stds.append(r['return_std'])
+    if index and results and phases[index - 1][1]:
+      switch = phases[index - 1][1][-1]['learner_steps']  # Where it resumed.
+      axis.axvline(switch, color='grey', ls=':', lw=1)
+      axis.annotate(f' {name} \u2192', (switch, 0),
+                    xycoords=('data', 'axes fraction'), va='bottom',
+                    fontsize=8, color='grey')
+  axis.errorbar(xs, means, yerr=stds, marker='o', capsize=3, color='C0',
+                label='evaluation return')
+  for index, (name, results) in enumerate(phases):
+    if results:
+      axis.scatter([r['learner_steps'] for r in results],
+                   [r['return_mean'] for r in results], color=f'C{index}',
+                   zorder=3, label=name)
+  if references:
+    low, high = references['random'], references['expert']
+    axis.axhline(high, color='C2', ls='--', lw=1, label='expert episodes')
+    axis.axhline(low, color='C3', ls='--', lw=1, label='random episodes')
+    span = (high - low) or 1.0
+    secondary = axis.secondary_yaxis(
+        'right', functions=(lambda r: 100 * (r - low) / span,
+                            lambda n: low + n * span / 100))
+    secondary.set_ylabel('normalised return')
+  axis.set_xlabel('learner steps')
+  axis.set_ylabel('evaluation return')
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=7, loc='upper left')
+  axis.set_title(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -80,7 +80,8 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
 # What each README's blocks must have made (globs, in the scratch directory).
 _MADE = {
     'README.md': [
-        'runs/main/finetune/results.md', 'runs/offline/eval.jsonl',
+        'runs/main/finetune/results.md', 'runs/main/eval_return.png',
+        'runs/offline/eval.jsonl',
         'runs/ft/eval.jsonl', 'runs/si/results.md',
         'runs/si/episodes/*/dataset.json', 'runs/si_next/eval.jsonl',
         'runs/multitask/results.md',
