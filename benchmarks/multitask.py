@@ -38,10 +38,10 @@ from typing import Any, Dict, List
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 import agents  # noqa: F401  pylint: disable=unused-import  (before TF; JAX cache)
 from benchmarks import common
+from benchmarks import multitask_analysis as analysis
 from launchers import config as config_lib
 from launchers import launching
 from launchers import main_job
@@ -51,16 +51,12 @@ _TASKS = flags.DEFINE_string(
     'Tasks (comma-separated, or a task set); each needs a scripted '
     'controller for its mixed dataset (environments.list_policies).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds.')
-_METHODS = flags.DEFINE_list('methods', ['pac_multi', 'bc_multi',
-                                         'pac_single'], 'Methods.')
+_METHODS = flags.DEFINE_list('methods', list(analysis.METHODS), 'Methods.')
 _STEPS = flags.DEFINE_integer('steps', 3000, 'Learner steps of every run.')
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
                                       'Evaluation episodes per task.')
 _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/multitask_bench',
                                 'Run directories (checkpoints, logs).')
-
-METHODS = ('pac_multi', 'bc_multi', 'pac_single')
-
 
 def _dataset(task: str) -> str:
   from environments import writer  # pylint: disable=g-import-not-at-top
@@ -107,87 +103,6 @@ def _config(run: Dict[str, Any]) -> config_lib.RunConfig:
       seed=run['seed'])
 
 
-def _records(run: Dict[str, Any], config: config_lib.RunConfig,
-             seconds: float) -> List[Dict[str, Any]]:
-  """One record per task of a finished run, from its eval.jsonl."""
-  with open(config.path('eval.jsonl')) as f:
-    evaluations = [json.loads(line) for line in f]
-
-  def per_task(evaluation, task):
-    return evaluation['tasks'][task] if 'tasks' in evaluation else evaluation
-
-  records = []
-  for task in run['tasks']:
-    last = per_task(evaluations[-1], task)
-    records.append({
-        'method': run['method'], 'task': task,
-        'dataset': f'{task}_mixed', 'seed': run['seed'],
-        'normalized_return': last['normalized_return'],
-        'return': last['return_mean'],
-        'learner_steps': evaluations[-1]['learner_steps'],
-        'best_normalized_return': max(
-            per_task(e, task)['normalized_return'] for e in evaluations),
-        'run_wall_s': round(seconds, 1)})
-  return records
-
-
-def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:
-  """Mean and std over seeds per method and task; the issue's aims."""
-  table: Dict[str, Dict[str, Dict[str, float]]] = {}
-  for method in sorted({r['method'] for r in records}):
-    table[method] = {}
-    for task in sorted({r['task'] for r in records}):
-      scores = [r['normalized_return'] for r in records
-                if r['method'] == method and r['task'] == task]
-      if scores:
-        table[method][task] = {'mean': float(np.mean(scores)),
-                               'std': float(np.std(scores)),
-                               'seeds': len(scores)}
-    table[method]['mean_over_tasks'] = float(np.mean(
-        [v['mean'] for v in table[method].values()]))
-  aims = {}
-  if {'pac_multi', 'bc_multi'} <= set(table):
-    aims['pac_multi_beats_bc_multi'] = (
-        table['pac_multi']['mean_over_tasks'] >
-        table['bc_multi']['mean_over_tasks'])
-  if {'pac_multi', 'pac_single'} <= set(table):
-    gaps = {task: table['pac_single'][task]['mean'] -
-            table['pac_multi'][task]['mean']
-            for task in table['pac_multi'] if task != 'mean_over_tasks'
-            and task in table['pac_single']}
-    aims['pac_single_minus_pac_multi'] = gaps
-    aims['pac_multi_within_10_of_single'] = all(g <= 10 for g in
-                                                gaps.values())
-  return {'normalized_return': table, 'aims': aims}
-
-
-def _plot(summary: Dict[str, Any], path: str, title: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  table = summary['normalized_return']
-  methods = [m for m in METHODS if m in table]
-  tasks = sorted({t for m in methods for t in table[m]
-                  if t != 'mean_over_tasks'})
-  fig, axis = plt.subplots(figsize=(2.2 + 1.6 * len(tasks), 3.8))
-  width = 0.8 / max(len(methods), 1)
-  for i, method in enumerate(methods):
-    xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(tasks))]
-    means = [table[method].get(t, {}).get('mean', np.nan) for t in tasks]
-    stds = [table[method].get(t, {}).get('std', 0.0) for t in tasks]
-    axis.bar(xs, means, width, yerr=stds, capsize=3, label=method,
-             color=f'C{i}')
-  axis.set_xticks(range(len(tasks)))
-  axis.set_xticklabels(tasks, fontsize=8)
-  axis.set_ylabel('normalised return (mean ± std over seeds)')
-  axis.axhline(100, color='grey', lw=0.8, ls='--')
-  axis.legend(fontsize=8)
-  axis.set_title(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def _run_to_end(config: config_lib.RunConfig) -> None:
   logging.set_verbosity(logging.WARNING)
   launching.exit_on_failure(lambda: launching.launch(config))
@@ -220,11 +135,11 @@ def _sweep():
     tasks = list(suite.resolve_tasks(_TASKS.value))
   except Exception as e:  # pylint: disable=broad-except  (UnknownTaskError)
     raise config_lib.RunConfigError(str(e)) from e
-  unknown = sorted(set(_METHODS.value) - set(METHODS))
+  unknown = sorted(set(_METHODS.value) - set(analysis.METHODS))
   if unknown:
     raise config_lib.RunConfigError(
         f'--methods: unknown {", ".join(unknown)}; choose from '
-        f'{", ".join(METHODS)}')
+        f'{", ".join(analysis.METHODS)}')
   runs = _runs(tasks)
   configs = {run['name']: _config(run) for run in runs}  # Checks the flags.
   record_dir = os.path.join(common.RESULTS_DIR.value, 'multitask_runs')
@@ -238,7 +153,8 @@ def _sweep():
     print(f'[multitask] {run["name"]}', flush=True)
     start = time.time()
     _launch(configs[run['name']])
-    records = _records(run, configs[run['name']], time.time() - start)
+    records = analysis.run_records(
+        run, configs[run['name']].path('eval.jsonl'), time.time() - start)
     with open(path + '.tmp', 'w') as f:
       json.dump(records, f, indent=1)
     os.replace(path + '.tmp', path)
@@ -251,14 +167,14 @@ def _sweep():
         records.extend(json.load(f))
     else:
       missing.append(run['name'])
-  summary = summarise(records)
+  summary = analysis.summarise(records)
   results = {'records': records, 'missing': missing, **summary,
              'settings': {'tasks': tasks, 'seeds': _SEEDS.value,
                           'steps': _STEPS.value,
                           'eval_episodes': _EVAL_EPISODES.value,
                           'dataset_episodes': flags.FLAGS.episodes}}
   written = common.write_results('multitask', results, monitor)
-  _plot(summary, os.path.join(common.RESULTS_DIR.value, 'multitask.png'),
+  analysis.plot(summary, os.path.join(common.RESULTS_DIR.value, 'multitask.png'),
         f'{", ".join(tasks)}: {_STEPS.value} learner steps, '
         f'{len(_SEEDS.value)} seeds')
   print(f'[multitask] {len(records)} records, {len(missing)} runs missing; '

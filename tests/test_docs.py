@@ -70,7 +70,7 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     # this command on a tiny grid, with its resume and Ctrl-C.
     (r'\.venv/bin/python -m benchmarks\.scaling\b.*', None),
     # The multi-task comparison (~16 min here): tests/benchmarks/
-    # test_multitask.py runs its sweep logic; its runs are the launchers'.
+    # test_multitask_sweep.py runs its sweep on a tiny grid.
     (r'\.venv/bin/python -m benchmarks\.multitask\b.*', None),
     (r'\.venv/bin/python -m benchmarks\.agent_throughput\b.*',
      '{command} --presets=test --abstract_presets= --batch_sizes=test=8 '

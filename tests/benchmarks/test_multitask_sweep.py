@@ -1,5 +1,8 @@
 """`benchmarks.multitask`: its records, summary, resume and bad flags.
 
+(Named apart from tests/launchers/test_multitask.py: test files share one
+namespace here.)
+
 The runs themselves are the launchers' offline runs (tested in
 tests/launchers/test_multitask.py); here the sweep around them: a finished
 run's records are read back from its eval.jsonl, a rerun skips runs with
@@ -13,7 +16,7 @@ import sys
 
 import pytest
 
-from benchmarks import multitask
+from benchmarks import multitask_analysis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -44,7 +47,7 @@ def test_summary_means_over_seeds_and_the_aims():
              _records('bc_multi', TASKS, 20) +
              _records('pac_single', TASKS[:1], 55) +
              _records('pac_single', TASKS[1:], 70))
-  summary = multitask.summarise(records)
+  summary = multitask_analysis.summarise(records)
   table = summary['normalized_return']
   assert table['pac_multi']['cartpole_swingup'] == {'mean': 40.0, 'std': 10.0,
                                                     'seeds': 2}
@@ -67,11 +70,9 @@ def test_a_finished_runs_records_come_from_its_evaluations(tmp_path):
   (tmp_path / 'eval.jsonl').write_text(
       ''.join(json.dumps(e) + '\n' for e in evaluations))
 
-  class Config:
-    path = staticmethod(lambda name: str(tmp_path / name))
-
   run = {'method': 'pac_multi', 'tasks': list(TASKS), 'seed': 2}
-  records = multitask._records(run, Config, seconds=12.0)  # pylint: disable=protected-access
+  records = multitask_analysis.run_records(run, str(tmp_path / 'eval.jsonl'),
+                                           seconds=12.0)
   assert [(r['task'], r['return'], r['normalized_return'],
            r['best_normalized_return'], r['learner_steps'], r['seed'])
           for r in records] == [('cartpole_swingup', 200.0, 40.0, 60.0, 3000, 2),
