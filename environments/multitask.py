@@ -76,6 +76,10 @@ class MultiTaskEnvironment(dm_env.Environment):
                   for task, s in zip(self._tasks, env_seeds)]
     self._rng = np.random.default_rng(choice_seed)
     self._specs = [env.observation_spec() for env in self._envs]
+    for task, spec in zip(self._tasks, self._specs):
+      if any(len(entry.shape) == 3 for entry in spec.values()):
+        raise ValueError(f'{task} observes images; MultiTaskEnvironment pads '
+                         'flat observations only.')
     self._keys = [sorted(spec) for spec in self._specs]
     self._proprio_sizes = [_flat_size(spec) for spec in self._specs]
     self._action_sizes = [env.action_spec().shape[0] for env in self._envs]

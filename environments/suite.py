@@ -3,6 +3,8 @@
 Tasks are named `<domain>_<task>` (`cartpole_swingup`, `ball_in_cup_catch`,
 `humanoid_CMU_stand`), derived from `dm_control.suite.ALL_TASKS`. Names are
 matched exactly, never split on `_`: domains themselves contain underscores.
+Any task with `_pixels` appended (`cartpole_swingup_pixels`) also observes
+`pixels`, uint8 [64, 64, 3], rendered headless (MUJOCO_GL=egl) from camera 0.
 
 Every environment returned by `make_environment` has
   * observations: a dict keeping the suite's names, each a float32 array; scalar
@@ -32,6 +34,10 @@ _EXCLUDED_DOMAINS = {
 }
 
 
+PIXELS_SUFFIX = '_pixels'
+# What a pixel task renders: small frames, cheap on a CPU (~20 ms a step).
+PIXELS_RENDER = {'height': 64, 'width': 64, 'camera_id': 0}
+
 # Named sets of tasks, usable wherever a list of tasks is (`--task`).
 TASK_SETS = {
     # Four tasks of increasing difficulty, 1 to 6 action dimensions.
@@ -59,8 +65,15 @@ def list_tasks() -> List[str]:
                 if domain not in _EXCLUDED_DOMAINS)
 
 
+def is_pixel_task(task: str) -> bool:
+  return task.endswith(PIXELS_SUFFIX)
+
+
 def parse_task(task: str) -> Tuple[str, str]:
-  """Returns `(domain, task)` for a task name, or raises `UnknownTaskError`."""
+  """Returns `(domain, task)` for a task name (a pixel task's base task's),
+  or raises `UnknownTaskError`."""
+  if is_pixel_task(task):
+    task = task[:-len(PIXELS_SUFFIX)]
   table = _task_table()
   if task in table:
     domain, _ = table[task]
@@ -103,7 +116,8 @@ def make_environment(task: str, seed: int) -> dm_env.Environment:
   """Builds the suite task `task` with the conventions in the module docstring.
 
   Args:
-    task: a name from `list_tasks()`, e.g. 'cartpole_swingup'.
+    task: a name from `list_tasks()`, e.g. 'cartpole_swingup', or one with
+      `_pixels` appended (adds rendered `pixels`, see the module docstring).
     seed: seeds the task's initial-state randomness; equal seeds and equal
       actions give equal episodes.
 
@@ -117,6 +131,10 @@ def make_environment(task: str, seed: int) -> dm_env.Environment:
   domain, task_name = parse_task(task)
   from dm_control import suite  # pylint: disable=g-import-not-at-top
   environment = suite.load(domain, task_name, task_kwargs={'random': seed})
+  if is_pixel_task(task):
+    from dm_control.suite.wrappers import pixels  # pylint: disable=g-import-not-at-top
+    environment = pixels.Wrapper(environment, pixels_only=False,
+                                 render_kwargs=PIXELS_RENDER)
   return wrappers.Float32Wrapper(wrappers.CanonicalActionWrapper(environment))
 
 

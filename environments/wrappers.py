@@ -97,6 +97,8 @@ class Float32Wrapper(EnvironmentWrapper):
   Observations must be a dict of arrays (as every dm_control suite task gives).
   Scalar entries (e.g. walker's `height`) become shape (1,), so that every entry
   is at least 1-D and can be concatenated; other shapes are kept unchanged.
+  uint8 entries (rendered pixels) stay uint8: a quarter of the bytes in
+  replay, and the network scales them itself.
   Reward and discount stay `None` on the first step, as dm-env specifies.
   """
 
@@ -106,13 +108,15 @@ class Float32Wrapper(EnvironmentWrapper):
     if not isinstance(inner, dict):
       raise ValueError(f'Float32Wrapper needs dict observations, got {inner!r}.')
     self._observation_spec = {
-        name: specs.Array(shape=spec.shape or (1,), dtype=np.float32, name=name)
+        name: specs.Array(shape=spec.shape or (1,),
+                          dtype=np.uint8 if spec.dtype == np.uint8
+                          else np.float32, name=name)
         for name, spec in inner.items()}
 
   def _convert(self, timestep: dm_env.TimeStep) -> dm_env.TimeStep:
     observation = {
         name: np.asarray(timestep.observation[name],
-                         dtype=np.float32).reshape(spec.shape)
+                         dtype=spec.dtype).reshape(spec.shape)
         for name, spec in self._observation_spec.items()}
     reward = timestep.reward
     discount = timestep.discount

@@ -144,6 +144,15 @@ class RunConfig:
              self._mixing_weights() is not None, 'task_mixing',
              self.task_mixing, f'one of {", ".join(TASK_MIXING)}, or a weight '
              'above 0 for each task: ' + ','.join(f'{t}=1' for t in self.tasks))
+    pixels = [t for t in self.tasks if suite.is_pixel_task(t)]
+    # dm_control binds a task's EGL context to the thread that first
+    # rendered it, and the evaluator (and selfimprove's actors) play in
+    # Courier's threads; the agent itself takes pixels (tests/agents/pac/
+    # test_pixels.py).
+    _require(not pixels, 'task', self.task,
+             'tasks without `_pixels` in a Launchpad run (pixel tasks work '
+             'with the agent and in your own loop, not yet in this program: '
+             f'{", ".join(pixels)})')
     _require(self.actor_tasks in ACTOR_TASKS, 'actor_tasks', self.actor_tasks,
              f'one of {", ".join(ACTOR_TASKS)}')
     if self.multitask and self.actor_tasks == 'split' and self.uses_actors:

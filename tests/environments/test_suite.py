@@ -135,3 +135,18 @@ def test_public_api_is_exported():
     assert getattr(environments, name) is not None
   with pytest.raises(AttributeError):
     environments.does_not_exist  # pylint: disable=pointless-statement
+
+
+def test_a_pixel_task_adds_rendered_uint8_frames():
+  env = suite.make_environment('cartpole_swingup_pixels', seed=0)
+  spec = env.observation_spec()
+  assert spec['pixels'].shape == (64, 64, 3)
+  assert spec['pixels'].dtype == np.uint8
+  assert spec['position'].dtype == np.float32
+  first = env.reset().observation['pixels']
+  moved = env.step(np.ones(1, np.float32)).observation['pixels']
+  assert first.dtype == np.uint8 and first.shape == (64, 64, 3)
+  assert not np.array_equal(first, moved)  # Rendered at every step.
+  assert suite.parse_task('cartpole_swingup_pixels') == ('cartpole', 'swingup')
+  with pytest.raises(errors.UnknownTaskError):
+    suite.make_environment('cartpole_swingupp_pixels', seed=0)

@@ -213,3 +213,10 @@ def test_multitask_actors_play_their_tasks_and_record_them_as_task_data(
       assert os.path.basename(dataset.path).startswith(
           f'actor_{config.tasks.index(task)}_')
       assert len(dataset.transitions().reward) == 1000
+
+
+def test_pixel_tasks_are_refused_by_the_program_in_one_line():
+  for task in ('cartpole_swingup_pixels,walker_walk',
+               'cartpole_swingup_pixels'):
+    with pytest.raises(config_lib.RunConfigError, match='_pixels'):
+      _config('unused', 'unused', task=task)
