@@ -271,15 +271,14 @@ def preflight(config: RunConfig
         '--learner_device=auto or cpu.')
   try:
     environments.resolve_tasks(config.task)
-    task_specs = {}
-    for task in config.tasks:
-      environment = environments.make_environment(task, seed=config.seed)
-      task_specs[task] = specs.make_environment_spec(environment)
-      environment.close()
     environment = tasks_lib.make_environment(config, seed=config.seed)
   except environments.UnknownTaskError as e:
     raise RunConfigError(str(e)) from e
   spec = specs.make_environment_spec(environment)
+  # Each task's own spec, which its datasets are checked against.
+  task_specs = ({task: specs.make_environment_spec(
+      environment.task_environment(task)) for task in config.tasks}
+                if config.multitask else {config.task: spec})
   environment.close()
 
   sizes = None

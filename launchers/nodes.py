@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from acme import core
 from acme import environment_loop
@@ -103,7 +103,7 @@ class DatasetLoader:
     self._client = replay_client
     self._seed = seed  # Of the insertion order.
 
-  def _transitions(self) -> Dict[str, Any]:
+  def _transitions(self) -> Tuple[Dict[str, Any], Set[str]]:
     """{table: its n-step transitions [N, ...]}, and the datasets' caches."""
     import environments  # pylint: disable=g-import-not-at-top
     agent = self._config.agent
