@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 # The project's start-up hook (pac_site.py), read by every interpreter of the
 # venv: repository on sys.path, stack import order fixed in every process.
 PTH := $(VENV)/lib/python3.10/site-packages/pac.pth
+# Preloaded by a cluster run's nodes so their servers listen on the cluster
+# address only (launchers/bind_address.c, launchers/binding.py).
+BIND_LIB := $(VENV)/lib/pac_bind.so
 RUN_DIR ?= runs/main
 # More flags of launchers.main_job, e.g. RUN_ARGS="--offline_steps=500".
 RUN_ARGS ?=
@@ -30,7 +33,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 
-.PHONY: setup run test test-fast bench scaling multitask data clean help
+.PHONY: setup vertex-setup run test test-fast bench scaling multitask data clean help
 
 help:
 	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR), RUN_ARGS=...)"
@@ -40,6 +43,7 @@ help:
 	@echo "make scaling   model-size x compute sweep, PAC vs BC (SCALING_ARGS=...; resumable)"
 	@echo "make multitask one PAC on several tasks vs BC vs one PAC per task (MULTITASK_ARGS=...; resumable)"
 	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
+	@echo "make vertex-setup  add XManager's cloud side to $(VENV) (for --lp_launch_type=vertex_ai)"
 
 setup: $(PTH)
 
@@ -55,8 +59,16 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
-$(PTH): $(STAMP) pac_site.py
+$(PTH): $(STAMP) pac_site.py $(BIND_LIB)
 	@printf '%s\nimport pac_site\n' "$(CURDIR)" > $(PTH)
+
+$(BIND_LIB): launchers/bind_address.c $(STAMP)
+	gcc -shared -fPIC -O2 -Wall -Werror -o $@ $< -ldl
+
+# Only for Vertex AI launches: XManager's cloud dependencies, resolved around
+# the stack's pins (requirements-vertex.txt says why).
+vertex-setup: $(PTH)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-vertex.txt
 
 run: $(PTH)
 	$(PY) -m launchers.main_job --run_dir=$(RUN_DIR) $(RUN_ARGS)

@@ -63,17 +63,12 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
           group, config.learner_device, config.learner_cpu_threads,
           config.actor_cpu_threads, config.actor_niceness))
                for group in program.groups}
-  for stale in (nodes.FINISHED_FILE, supervision.WORKERS_FILE):
-    if os.path.exists(config.path(stale)):
-      os.remove(config.path(stale))  # A previous run's, not this one's.
-  # Datasets that killed actors of earlier runs left unfinished.
-  for path in glob.glob(config.path(recording.EPISODES_DIR, '.*')):
-    shutil.rmtree(path, ignore_errors=True)
+  clear_previous(config)
   manager = _launch_supervised(program, resources, log_dir, config)
-  received = _record_signals()
+  received = record_signals()
   done = threading.Event()
   follower = threading.Thread(
-      target=_follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
+      target=follow, args=(config.path(nodes.STATUS_FILE), done), daemon=True)
   follower.start()
   try:
     manager.wait()
@@ -89,6 +84,19 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
   # The controller stops a finished run with SIGTERM too; it leaves a mark.
   if received and not os.path.exists(config.path(nodes.FINISHED_FILE)):
     raise Interrupted(received[0], config.run_dir)
+
+
+def clear_previous(config: config_lib.RunConfig) -> None:
+  """Removes what a previous launch of this run directory left that would
+  mislead this one: its finished mark, its workers files, and the datasets
+  its killed actors left unfinished."""
+  stale = [config.path(nodes.FINISHED_FILE)]
+  stale += supervision.workers_files(config.run_dir)
+  for path in stale:
+    if os.path.exists(path):
+      os.remove(path)
+  for path in glob.glob(config.path(recording.EPISODES_DIR, '.*')):
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _launch_supervised(program, resources, log_dir: str,
@@ -136,15 +144,23 @@ class NodeFailed(Exception):
         f'{run_dir}).')
 
 
-def _record_signals() -> List[int]:
-  """Notes SIGINT and SIGTERM, then passes them to Launchpad's handlers."""
+class LaunchFailed(Exception):
+  """A launch that could not start (e.g. a cloud that is out of reach);
+  its message is the one line to show."""
+
+
+def record_signals(then: Optional[Callable[[], None]] = None) -> List[int]:
+  """Notes SIGINT and SIGTERM, then calls `then`, or else the handler there
+  was (Launchpad's, which stops the nodes)."""
   received = []
   for signum in (signal.SIGINT, signal.SIGTERM):
     previous = signal.getsignal(signum)
 
     def handler(number, frame, previous=previous):
       received.append(number)
-      if callable(previous):
+      if then is not None:
+        then()
+      elif callable(previous):
         previous(number, frame)
 
     signal.signal(signum, handler)
@@ -155,14 +171,14 @@ def exit_on_failure(run: Callable[[], None]) -> None:
   """Runs `run` (a launcher's work); what ends it early ends the process.
 
   Each with one line on stderr and its exit status: bad input 2, a node that
-  died 1, SIGINT 130, SIGTERM 143.
+  died or a launch that failed 1, SIGINT 130, SIGTERM 143.
   """
   try:
     run()
   except Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(e.exit_status)
-  except NodeFailed as e:
+  except (NodeFailed, LaunchFailed) as e:
     print(e, file=sys.stderr)
     sys.exit(1)
   except (config_lib.RunConfigError, pac_config.ConfigError) as e:
@@ -184,7 +200,7 @@ def check_startup_hook() -> None:
         'venv (make setup creates it: .venv/bin/python -m launchers.run ...).')
 
 
-def _follow(path: str, done: threading.Event) -> None:
+def follow(path: str, done: threading.Event) -> None:
   """Prints lines appended to the run's status file until `done`."""
   position = os.path.getsize(path) if os.path.exists(path) else 0
   while True:

@@ -6,6 +6,9 @@ r"""Launches a PAC run: offline training, online fine-tuning or self-improvement
 Local runs use Launchpad's `local_mp` (one process per node, node output in
 `<run_dir>/logs/nodes/`); the terminal shows one status line per evaluation and
 the result table at the end. Rerunning with the same --run_dir resumes it.
+`--lp_launch_type=cluster --hosts=FILE` runs the same program on several hosts
+(launchers/cluster.py), `--lp_launch_type=vertex_ai` on Google Cloud
+(launchers/vertex.py).
 """
 
 
@@ -15,8 +18,10 @@ from absl import logging
 
 import agents  # pylint: disable=unused-import  (Acme compat before Acme/TF)
 from agents.pac import config as pac_config
+from launchers import cluster
 from launchers import config as config_lib
 from launchers import launching
+from launchers import vertex
 
 _MODE = flags.DEFINE_enum('mode', 'offline', config_lib.MODES, 'Run mode.')
 _TASK = flags.DEFINE_string(
@@ -96,7 +101,25 @@ _RECORD_EVERY = flags.DEFINE_integer(
     'actor loses those of its open one).')
 _LAUNCH_TYPE = flags.DEFINE_string(
     'lp_launch_type', 'local_mp',
-    'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ...')
+    'Launchpad launch type: local_mp, local_mt, test_mt, test_mp, ..., or '
+    'cluster (several hosts, see --hosts).')
+_HOSTS = flags.DEFINE_string(
+    'hosts', None, 'cluster: the host list, one line per host: <name> '
+    '<cluster IPv4 address> <node groups...>.')
+_REMOTE_EXEC = flags.DEFINE_string(
+    'remote_exec', cluster.DEFAULT_REMOTE_EXEC,
+    'cluster: how to run a command on a host; {host} is its name, {command} '
+    'the command (one argument).')
+_VERTEX_ACCELERATOR = flags.DEFINE_string(
+    'vertex_accelerator', vertex.DEFAULT_ACCELERATOR,
+    'vertex_ai: the learner\'s accelerator (XManager\'s name: A100, H100, '
+    'V100, T4, ...).')
+_VERTEX_ACCELERATORS = flags.DEFINE_integer(
+    'vertex_accelerator_count', 1,
+    'vertex_ai: accelerators of the learner (0: a CPU learner).')
+_CLUSTER_PORT = flags.DEFINE_integer(
+    'cluster_port', cluster.DEFAULT_PORT,
+    'cluster: first port of each host\'s servers (one per server node).')
 _ISOLATE = flags.DEFINE_bool(
     'isolate_network', True, 'local_mp: run in a loopback-only network '
     'namespace so no server is reachable from other hosts.')
@@ -147,8 +170,33 @@ def main(argv):
   del argv
   # Status lines, not framework INFO logs, on the terminal (nodes log to files).
   logging.set_verbosity(logging.WARNING)
-  launching.exit_on_failure(lambda: launching.launch(
-      run_config_from_flags(), _LAUNCH_TYPE.value, _ISOLATE.value))
+  launching.exit_on_failure(_launch)
+
+
+def _launch():
+  config = run_config_from_flags()
+  if _LAUNCH_TYPE.value == 'vertex_ai':
+    if _VERTEX_ACCELERATORS.value < 0:
+      raise config_lib.RunConfigError(
+          f'--vertex_accelerator_count={_VERTEX_ACCELERATORS.value} must be '
+          '>= 0')
+    vertex.launch(config, _VERTEX_ACCELERATOR.value,
+                  _VERTEX_ACCELERATORS.value)
+    return
+  if _LAUNCH_TYPE.value != 'cluster':
+    if _HOSTS.value:
+      raise config_lib.RunConfigError(
+          '--hosts is for --lp_launch_type=cluster')
+    launching.launch(config, _LAUNCH_TYPE.value, _ISOLATE.value)
+    return
+  if not _HOSTS.value:
+    raise config_lib.RunConfigError(
+        '--lp_launch_type=cluster needs --hosts=<host list file>')
+  if not 0 < _CLUSTER_PORT.value < 65536:
+    raise config_lib.RunConfigError(
+        f'--cluster_port={_CLUSTER_PORT.value} is not a port (1-65535)')
+  cluster.launch(config, cluster.Options(
+      _HOSTS.value, _REMOTE_EXEC.value, _CLUSTER_PORT.value))
 
 
 if __name__ == '__main__':

@@ -14,10 +14,12 @@ for good, it stops the run (every node checkpoints on the way) and says why.
 `<run_dir>/workers.json` lists every node's process id, and for restartable
 ones their state, restarts and deaths (with times); each death is also a line
 in `<run_dir>/status.log`. The controller reads the file to skip nodes that
-are gone.
+are gone. On a cluster each host's supervisor writes `workers.<host>.json`
+(launchers/cluster_host.py); `read_workers` reads them all.
 """
 
 import collections
+import glob
 import json
 import os
 import signal
@@ -40,15 +42,18 @@ class Supervisor(worker_manager.WorkerManager):
       appended to on restarts.
     run_dir: where `status.log` and `workers.json` are written.
     max_restarts: restarts allowed per restartable node.
+    workers_file: the file (in `run_dir`) that lists this supervisor's nodes.
   """
 
-  def __init__(self, log_dir: str, run_dir: str, max_restarts: int):
+  def __init__(self, log_dir: str, run_dir: str, max_restarts: int,
+               workers_file: str = WORKERS_FILE):
     # A dead node's neighbours, blocked on it, are killed when Launchpad's
     # stop notice ends; the launcher stays to say what happened.
     super().__init__(kill_main_thread=False)
     self._log_dir = log_dir
     self._run_dir = run_dir
     self._max_restarts = max_restarts
+    self._workers_file = workers_file
     self._commands = {}  # label -> (command, env) it was started with.
     self.processes: Dict[str, subprocess.Popen] = {}  # label -> current one.
     self._workers = {}  # label -> its record in workers.json.
@@ -157,22 +162,34 @@ class Supervisor(worker_manager.WorkerManager):
     self.write_workers()
 
   def write_workers(self):
-    path = os.path.join(self._run_dir, WORKERS_FILE)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(self._workers, f, indent=1, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    write_workers(os.path.join(self._run_dir, self._workers_file),
+                  self._workers)
+
+
+def write_workers(path: str, workers: Dict[str, dict]) -> None:
+  """Writes a workers file whole (readers never see half of one)."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(workers, f, indent=1, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
+def workers_files(run_dir: str):
+  """The run's workers files: `workers.json` (one host), `workers.<host>.json`
+  (a cluster run)."""
+  return sorted(glob.glob(os.path.join(run_dir, 'workers*.json')))
 
 
 def read_workers(run_dir: str) -> Dict[str, dict]:
-  """`workers.json` of a run: label -> pid, state, restarts, deaths.
+  """The run's nodes, from its workers files: label -> pid, state, restarts,
+  deaths.
 
-  Empty for a run not launched by `launchers.launching` under local_mp.
+  Empty for a run not launched under local_mp or on a cluster.
   """
-  path = os.path.join(run_dir, WORKERS_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  workers = {}
+  for path in workers_files(run_dir):
+    with open(path) as f:
+      workers.update(json.load(f))
+  return workers
 
 
 def _group(label: str) -> str:
@@ -185,11 +202,12 @@ def _describe_exit(code: int) -> str:
   return f'exit {code}'
 
 
-def launcher(log_dir: str, run_dir: str, max_restarts: int):
+def launcher(log_dir: str, run_dir: str, max_restarts: int,
+             workers_file: str = WORKERS_FILE):
   """A Launchpad local launcher (commands -> manager) that supervises."""
 
   def launch(commands_to_launch) -> Supervisor:
-    manager = Supervisor(log_dir, run_dir, max_restarts)
+    manager = Supervisor(log_dir, run_dir, max_restarts, workers_file)
     titles = collections.Counter()
     for command in commands_to_launch:
       label = command.title

@@ -52,6 +52,17 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     (r'(\.venv/bin/)?python -m environments\.generate --list-tasks$',
      '{command}'),
     (r'(\.venv/bin/)?python -m environments\.export .*', '{command}'),
+    # Several hosts: tests/launchers/test_cluster.py runs this launch on
+    # emulated hosts (network namespaces); there is no cluster here.
+    (r'\.venv/bin/python -m launchers\.run .*--lp_launch_type=cluster.*',
+     None),
+    # Google Cloud is out of reach: tests/launchers/test_vertex.py checks the
+    # launch up to its submission.
+    (r'make vertex-setup', None),
+    (r'gcloud .*', None),
+    (r'export GOOGLE_CLOUD_BUCKET_NAME=.*', None),
+    (r'\.venv/bin/python -m launchers\.run .*--lp_launch_type=vertex_ai.*',
+     None),
     (r'\.venv/bin/python -m launchers\.run --mode=offline .*',
      '{command} --max_learner_steps=16 --eval_every_steps=16 '
      '--eval_episodes=1 --batch_size=16'),
