@@ -9,10 +9,13 @@ Quality levels (the `--policy` flag of `python -m environments.generate`):
   * 'random': uniform on [-1, 1]^A, every task. Its density is (1/2)^A, so
     log_prob = A * log(1/2) for every action.
   * 'expert': the task's scripted controller plus truncated-Gaussian noise
-    (sigma 0.1). Only tasks with a scripted controller (cartpole_swingup,
-    cartpole_balance) have it.
+    (sigma 0.1), for the tasks that have one (cartpole_swingup,
+    cartpole_balance); for other tasks, the task's learned teacher
+    (`environments.teacher`: a SAC policy trained online, sampled), where
+    its files are committed.
   * 'medium': with probability 0.5 a uniform random action, otherwise the
-    controller plus truncated-Gaussian noise with sigma 0.5.
+    controller plus truncated-Gaussian noise with sigma 0.5; or the
+    teacher's snapshot at about a third of its final return.
   * 'mixed': not a policy but a dataset composition: episodes cycle through
     expert, medium, random (see `behaviour_policies`).
 
@@ -33,6 +36,7 @@ from scipy import special
 
 from environments import errors
 from environments import suite
+from environments import teacher
 
 Observation = Mapping[str, np.ndarray]
 PolicyOutput = Tuple[np.ndarray, Optional[float]]  # (action [A], log_prob)
@@ -152,7 +156,8 @@ class NoisyControllerPolicy:
 def list_policies(task: str) -> List[str]:
   """Policy names (quality levels) available for `task`, 'mixed' included."""
   suite.parse_task(task)  # Raises UnknownTaskError.
-  if task in _controllers():
+  if task in _controllers() or len(teacher.available(task)) == len(
+      teacher.LEVELS):
     return [EXPERT, MEDIUM, RANDOM, MIXED]
   return [RANDOM]
 
@@ -168,9 +173,10 @@ def check_policy(name: str, task: str) -> None:
   if name not in available:
     raise errors.UnknownPolicyError(
         f'No policy {name!r} for task {task!r}; available: '
-        f'{", ".join(available)}. Scripted controllers (needed by expert, '
-        'medium and mixed) exist only for: '
-        f'{", ".join(sorted(_controllers()))}.')
+        f'{", ".join(available)}. Expert, medium and mixed need a scripted '
+        f'controller ({", ".join(sorted(_controllers()))}) or learned '
+        f'teachers in {teacher.DIRECTORY} (python -m '
+        'environments.train_teacher makes them).')
 
 
 def make_policy(name: str, task: str,
@@ -189,6 +195,8 @@ def make_policy(name: str, task: str,
         'behaviour_policies().')
   if name == RANDOM:
     return UniformRandomPolicy(action_spec)
+  if task not in _controllers():
+    return teacher.TeacherPolicy(teacher.path(task, name), name)
   factory, description = _controllers()[task]
   sigma, random_prob = _NOISE[name]
   return NoisyControllerPolicy(name, factory(), sigma, random_prob, description)
