@@ -42,10 +42,12 @@ def _parser() -> argparse.ArgumentParser:
                       '(see --list-tasks)')
   parser.add_argument('--policy', default='random',
                       choices=(policies.RANDOM, policies.EXPERT,
-                               policies.MEDIUM, policies.MIXED),
-                      help='behaviour policy / quality level (default: random);'
-                           ' expert, medium and mixed need a scripted '
-                           'controller (cartpole_swingup, cartpole_balance)')
+                               policies.MEDIUM, *policies.COMPOSITIONS),
+                      help='behaviour policy / quality level, or a '
+                           'composition (default: random); all but random '
+                           'need a scripted controller (cartpole_swingup, '
+                           'cartpole_balance) or learned teachers '
+                           '(environments/teachers/)')
   parser.add_argument('--episodes', type=int, default=50,
                       help='number of episodes (default: 50)')
   parser.add_argument('--seed', type=int, default=0, help='random seed')

@@ -52,6 +52,8 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     (r'(\.venv/bin/)?python -m environments\.generate --list-tasks$',
      '{command}'),
     (r'(\.venv/bin/)?python -m environments\.export .*', '{command}'),
+    (r'(\.venv/bin/)?python -m environments\.build_suite .*',
+     '{command} --tasks=cartpole_swingup --episodes=1 --workers=1'),
     # Several hosts: tests/launchers/test_cluster.py runs this launch on
     # emulated hosts (network namespaces); there is no cluster here.
     (r'\.venv/bin/python -m launchers\.run .*--lp_launch_type=cluster.*',
@@ -102,6 +104,9 @@ _MADE = {
         'runs/acme_distributed/checkpoints/learner/checkpoint',
         'runs/acme_offline/logs/learner/logs.csv'],
     'environments/README.md': ['data/cartpole_swingup_expert/dataset.json',
+                               'data/suite/suite.json',
+                               'data/suite/cartpole_swingup/medium_replay/'
+                               'dataset.json',
                                'data/cartpole_swingup_expert.npz'],
     'benchmarks/README.md': [
         f'results/{name}.{ext}' for ext in ('json', 'png')

@@ -59,20 +59,20 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys):
   out = str(tmp_path / 'x')
   assert generate.main(['--task', 'cartpol_swingup', '--out', out]) == 2
   assert "Unknown task 'cartpol_swingup'" in capsys.readouterr().err
-  assert generate.main(['--task', 'walker_walk', '--policy', 'expert',
+  assert generate.main(['--task', 'acrobot_swingup', '--policy', 'expert',
                         '--out', out]) == 2
-  assert "No policy 'expert' for task 'walker_walk'" in capsys.readouterr().err
-  assert generate.main(['--task', 'walker_walk', '--episodes', '0',
+  assert "No policy 'expert' for task 'acrobot_swingup'" in capsys.readouterr().err
+  assert generate.main(['--task', 'acrobot_swingup', '--episodes', '0',
                         '--out', out]) == 2
   assert 'num_episodes' in capsys.readouterr().err
   with pytest.raises(errors.UnknownTaskError) as info:
     writer.write_dataset(out, 'nope', 'random', 1, seed=0)
   assert isinstance(info.value, errors.DatasetError)
   with pytest.raises(errors.UnknownPolicyError):
-    writer.write_dataset(out, 'walker_walk', 'medium', 1, seed=0)
+    writer.write_dataset(out, 'acrobot_swingup', 'medium', 1, seed=0)
   assert os.listdir(tmp_path) == []
   with pytest.raises(SystemExit):
-    generate.main(['--task', 'walker_walk'])  # No --out: argparse error.
+    generate.main(['--task', 'acrobot_swingup'])  # No --out: argparse error.
 
 
 def test_cli_lists_tasks(capsys):

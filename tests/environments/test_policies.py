@@ -96,17 +96,17 @@ def test_policy_accepts_timestep_or_observation_and_is_seeded():
 
 def test_policy_availability_and_errors():
   assert policies.list_policies('cartpole_swingup') == [
-      'expert', 'medium', 'random', 'mixed']
-  assert policies.list_policies('walker_walk') == ['random']
-  spec = suite.make_environment('walker_walk', 0).action_spec()
+      'expert', 'medium', 'random', 'mixed', 'medium_replay', 'medium_expert']
+  assert policies.list_policies('acrobot_swingup') == ['random']
+  spec = suite.make_environment('acrobot_swingup', 0).action_spec()
   with pytest.raises(errors.UnknownPolicyError) as info:
-    policies.make_policy('expert', 'walker_walk', spec)
-  assert "'walker_walk'" in str(info.value) and 'random' in str(info.value)
+    policies.make_policy('expert', 'acrobot_swingup', spec)
+  assert "'acrobot_swingup'" in str(info.value) and 'random' in str(info.value)
   assert 'cartpole_swingup' in str(info.value)  # Where controllers exist.
   with pytest.raises(errors.UnknownPolicyError, match='bogus'):
     policies.make_policy('bogus', 'cartpole_swingup', spec)
   with pytest.raises(errors.UnknownPolicyError, match='mixed'):
-    policies.behaviour_policies('mixed', 'walker_walk', spec)
+    policies.behaviour_policies('mixed', 'acrobot_swingup', spec)
   with pytest.raises(errors.UnknownTaskError):
     policies.list_policies('walker_wlak')
 

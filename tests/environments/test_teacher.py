@@ -92,8 +92,8 @@ def test_committed_teachers_turn_into_behaviour_policies(tmp_path,
     _, _, params = _sac_policy(task, seed)
     teacher.save(teacher.path(task, level), params,
                  {'task': task, 'level': level, 'step': seed, 'return': 0.})
-  assert policies.list_policies(task) == ['expert', 'medium', 'random',
-                                          'mixed']
+  assert policies.list_policies(task) == [
+      'expert', 'medium', 'random', 'mixed', 'medium_replay', 'medium_expert']
   out = str(tmp_path / 'data')
   metadata = environments.write_dataset(out, task=task, policy='mixed',
                                         num_episodes=3, seed=0)
