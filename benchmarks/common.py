@@ -9,10 +9,12 @@ numbers measured back to back (or interleaved) in one run.
 import datetime
 import importlib.metadata
 import json
+import multiprocessing
 import os
 import platform
+import sys
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from absl import flags
 
@@ -109,3 +111,69 @@ def bar_panels(panels: Sequence[Tuple[str, str, Dict[str, float]]],
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def _run_to_end(config) -> None:
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from launchers import launching  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  launching.exit_on_failure(lambda: launching.launch(config))
+
+
+def launch_in_own_process(config, sweep: str) -> None:
+  """Runs one PAC program (`config`, a RunConfig) to its end in a launcher
+  process of its own, as from the command line: Launchpad's worker manager
+  keeps process-wide signal handlers and alarms, which a later launch in the
+  same process must not inherit. A run that fails ends the sweep (named
+  `sweep` in the message) with the run's exit status."""
+  process = multiprocessing.get_context('spawn').Process(
+      target=_run_to_end, args=(config,))
+  process.start()
+  try:
+    process.join()
+  except KeyboardInterrupt:  # The run got the Ctrl-C too; let it checkpoint.
+    process.join()
+  if process.exitcode:
+    # The run said why in one line; the sweep stops with its status.
+    print(f'[{sweep}] stopped; rerun the same command to resume '
+          f'({config.run_dir})', file=sys.stderr)
+    sys.exit(process.exitcode)
+
+
+def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
+             configs: Dict[str, Any],
+             make_records: Callable[[Dict[str, Any], Any, float],
+                                    List[Dict[str, Any]]]
+             ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
+  """Runs every run of a sweep not yet recorded; returns all records, the
+  runs still missing, and the load readings.
+
+  Resumable: run `name`'s records (`make_records(run, config, seconds)`) go
+  to `<results_dir>/<sweep>_runs/<name>.json` as it finishes, and a run
+  recorded there is skipped.
+  """
+  record_dir = os.path.join(RESULTS_DIR.value, f'{sweep}_runs')
+  os.makedirs(record_dir, exist_ok=True)
+  monitor = LoadMonitor()
+  monitor.mark('start')
+  for run in runs:
+    path = os.path.join(record_dir, f'{run["name"]}.json')
+    if os.path.exists(path):
+      continue
+    print(f'[{sweep}] {run["name"]}', flush=True)
+    start = time.time()
+    launch_in_own_process(configs[run['name']], sweep)
+    records = make_records(run, configs[run['name']], time.time() - start)
+    with open(path + '.tmp', 'w') as f:
+      json.dump(records, f, indent=1)
+    os.replace(path + '.tmp', path)
+    monitor.mark(run['name'])
+  records, missing = [], []
+  for run in runs:
+    path = os.path.join(record_dir, f'{run["name"]}.json')
+    if os.path.exists(path):
+      with open(path) as f:
+        records.extend(json.load(f))
+    else:
+      missing.append(run['name'])
+  return records, missing, monitor

@@ -29,10 +29,7 @@ normalized_return, return, learner_steps}`, summaries, what is missing) and
 """
 
 import json
-import multiprocessing
 import os
-import sys
-import time
 from typing import Any, Dict, List
 
 from absl import app
@@ -103,32 +100,6 @@ def _config(run: Dict[str, Any]) -> config_lib.RunConfig:
       seed=run['seed'])
 
 
-def _run_to_end(config: config_lib.RunConfig) -> None:
-  logging.set_verbosity(logging.WARNING)
-  launching.exit_on_failure(lambda: launching.launch(config))
-
-
-def _launch(config: config_lib.RunConfig) -> None:
-  """Runs one program to its end in a process of its own.
-
-  One launcher process per run, as from the command line: Launchpad's
-  worker manager keeps process-wide signal handlers and alarms, which a
-  later launch in the same process must not inherit.
-  """
-  process = multiprocessing.get_context('spawn').Process(
-      target=_run_to_end, args=(config,))
-  process.start()
-  try:
-    process.join()
-  except KeyboardInterrupt:  # The run got the Ctrl-C too; let it checkpoint.
-    process.join()
-  if process.exitcode:
-    # The run said why in one line; the sweep stops with its status.
-    print(f'[multitask] stopped; rerun the same command to resume '
-          f'({config.run_dir})', file=sys.stderr)
-    sys.exit(process.exitcode)
-
-
 def _sweep():
   from environments import suite  # pylint: disable=g-import-not-at-top
   try:
@@ -142,31 +113,10 @@ def _sweep():
         f'{", ".join(analysis.METHODS)}')
   runs = _runs(tasks)
   configs = {run['name']: _config(run) for run in runs}  # Checks the flags.
-  record_dir = os.path.join(common.RESULTS_DIR.value, 'multitask_runs')
-  os.makedirs(record_dir, exist_ok=True)
-  monitor = common.LoadMonitor()
-  monitor.mark('start')
-  for run in runs:
-    path = os.path.join(record_dir, f'{run["name"]}.json')
-    if os.path.exists(path):
-      continue
-    print(f'[multitask] {run["name"]}', flush=True)
-    start = time.time()
-    _launch(configs[run['name']])
-    records = analysis.run_records(
-        run, configs[run['name']].path('eval.jsonl'), time.time() - start)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(records, f, indent=1)
-    os.replace(path + '.tmp', path)
-    monitor.mark(run['name'])
-  records, missing = [], []
-  for run in runs:
-    path = os.path.join(record_dir, f'{run["name"]}.json')
-    if os.path.exists(path):
-      with open(path) as f:
-        records.extend(json.load(f))
-    else:
-      missing.append(run['name'])
+  records, missing, monitor = common.run_grid(
+      'multitask', runs, configs,
+      lambda run, config, seconds: analysis.run_records(
+          run, config.path('eval.jsonl'), seconds))
   summary = analysis.summarise(records)
   results = {'records': records, 'missing': missing, **summary,
              'settings': {'tasks': tasks, 'seeds': _SEEDS.value,

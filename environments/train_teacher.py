@@ -20,6 +20,7 @@ checkpointed). Interrupted with Ctrl-C, it exits 130 and keeps what is done.
 """
 
 import json
+import multiprocessing
 import os
 import shlex
 import sys
@@ -155,6 +156,23 @@ def train(task: str, steps: int, work_dir: str, out: str, seed: int,
   return result
 
 
+def _train_and_record(task: str, steps: int, work_dir: str, out: str,
+                      seed: int, eval_every: int, eval_episodes: int,
+                      min_replay: int, argv: List[str]) -> None:
+  """Trains one task's teacher and records it (a process of its own)."""
+  logging.set_verbosity(logging.WARNING)
+  sys.argv = argv  # For the command in the record.
+  try:
+    result = train(task, steps, work_dir, out, seed, eval_every,
+                   eval_episodes, min_replay)
+  except KeyboardInterrupt:
+    sys.exit(130)
+  _record(out, task, result)
+  print(f'[{task}] medium {result["medium"]["return"]} (step '
+        f'{result["medium"]["step"]}), expert {result["expert"]["return"]} '
+        f'in {result["wall_s"]} s', flush=True)
+
+
 def _record(out: str, task: str, result: dict) -> None:
   """Adds `task`'s record to `<out>/teachers.json` (rewritten whole)."""
   file = os.path.join(out, 'teachers.json')
@@ -189,13 +207,23 @@ def main(argv) -> None:
         print(f'[{task}] done already ({_OUT.value}); skipped', flush=True)
         continue
       steps = _STEPS.value or DEFAULT_STEPS.get(task, 100_000)
-      result = train(task, steps, _WORK_DIR.value, _OUT.value, _SEED.value,
-                     _EVAL_EVERY.value, _EVAL_EPISODES.value,
-                     _MIN_REPLAY.value)
-      _record(_OUT.value, task, result)
-      print(f'[{task}] medium {result["medium"]["return"]} (step '
-            f'{result["medium"]["step"]}), expert {result["expert"]["return"]}'
-            f' in {result["wall_s"]} s', flush=True)
+      # One process per task: a second SAC agent built in the same process
+      # was handed the first one's parameters (Acme 0.4.0 with this JAX).
+      process = multiprocessing.get_context('spawn').Process(
+          target=_train_and_record,
+          args=(task, steps, _WORK_DIR.value, _OUT.value, _SEED.value,
+                _EVAL_EVERY.value, _EVAL_EPISODES.value, _MIN_REPLAY.value,
+                sys.argv))
+      process.start()
+      try:
+        process.join()
+      except KeyboardInterrupt:
+        process.join()
+        raise
+      if process.exitcode:
+        print(f'[{task}] training failed (exit {process.exitcode}); rerun to '
+              'try again', file=sys.stderr)
+        sys.exit(1)
   except KeyboardInterrupt:
     print('[teachers] interrupted; finished tasks are kept, rerun to go on',
           file=sys.stderr)

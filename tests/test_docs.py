@@ -85,6 +85,9 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     # The multi-task comparison (~16 min here): tests/benchmarks/
     # test_multitask_sweep.py runs its sweep on a tiny grid.
     (r'\.venv/bin/python -m benchmarks\.multitask\b.*', None),
+    # The offline suite table (hours here): tests/benchmarks/
+    # test_offline_suite.py runs its sweep on a one-episode suite.
+    (r'\.venv/bin/python -m benchmarks\.offline_suite\b.*', None),
     (r'\.venv/bin/python -m benchmarks\.agent_throughput\b.*',
      '{command} --presets=test --abstract_presets= --batch_sizes=test=8 '
      '--steps=8 --repeats=2 --results_dir=$PWD/results'),
@@ -207,9 +210,10 @@ def test_make_bench_is_the_documented_benchmarks():
   documented = [m for _, text in blocks('benchmarks/README.md')
                 for c in commands(text)
                 for m in re.findall(r'-m (benchmarks\.\w+)', c)]
-  # The evidence sweeps are not throughput benchmarks: `make scaling` and
-  # `make multitask` run them.
-  sweeps = ['benchmarks.scaling', 'benchmarks.multitask']
+  # The evidence sweeps are not throughput benchmarks: `make scaling`,
+  # `make multitask` and `make offline_suite` run them.
+  sweeps = ['benchmarks.scaling', 'benchmarks.multitask',
+            'benchmarks.offline_suite']
   assert sorted(modules + sweeps) == sorted(documented)
   for sweep in sweeps:
     target = sweep.split('.')[1]

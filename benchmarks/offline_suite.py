@@ -1,0 +1,141 @@
+r"""PAC vs BC on every dataset of the suite (`environments.build_suite`).
+
+  .venv/bin/python -m benchmarks.offline_suite --suite_dir=data/suite \
+      [--tasks=cartpole_swingup] [--datasets=medium,expert] [--seeds=0,1,2]
+      [--steps=10000]
+
+For each task of the suite, each dataset kind and each seed, it trains
+offline with Launchpad's `local_mp` and the main job's agent settings
+(`launchers.main_job.agent_config`): `pac` (the defaults) and `bc` (the same
+model, data and steps with alpha = 1). Every run evaluates at every third of
+its steps (--eval_episodes); a record has its last evaluation's return and
+its best, normalised by the suite's constants (`suite.json`: 0 = the task's
+random dataset, 100 = its expert dataset).
+
+Resumable: each run's record goes to `<results_dir>/offline_suite_runs/`
+(`<method>_<task>_<dataset>_<steps>steps_seed<s>.json`) as it finishes and a
+rerun skips it; an interrupted run resumes from its checkpoints (under
+--work_dir). Writes `<results_dir>/offline_suite.json` (records `{task,
+dataset, method, seed, normalized_return, return, learner_steps, ...}`, the
+summary and aims, what is missing) and `offline_suite.png`.
+"""
+
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import agents  # noqa: F401  pylint: disable=unused-import  (before TF; JAX cache)
+from benchmarks import common
+from benchmarks import offline_suite_analysis as analysis
+from launchers import config as config_lib
+from launchers import launching
+from launchers import main_job
+
+_SUITE_DIR = flags.DEFINE_string('suite_dir', 'data/suite',
+                                 'The suite (python -m environments.'
+                                 'build_suite).')
+_TASKS = flags.DEFINE_list('tasks', [], 'Tasks (default: every task the '
+                           'suite has datasets for).')
+_DATASETS = flags.DEFINE_list('datasets', list(
+    analysis.SUBOPTIMAL) + ['expert'], 'Dataset kinds.')
+_METHODS = flags.DEFINE_list('methods', list(analysis.METHODS), 'Methods.')
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds.')
+_STEPS = flags.DEFINE_integer('steps', 10_000, 'Learner steps of every run.')
+_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
+                                      'Evaluation episodes.')
+_WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
+                                'Run directories (checkpoints, logs).')
+
+
+def _suite() -> Dict[str, Any]:
+  from environments import build_suite  # pylint: disable=g-import-not-at-top
+  suite = build_suite.read_suite(_SUITE_DIR.value)
+  complete = {task: record for task, record in suite.items()
+              if 'random_return' in record and 'expert_return' in record}
+  if not complete:
+    raise config_lib.RunConfigError(
+        f'{_SUITE_DIR.value} holds no suite (suite.json with a task\'s random '
+        'and expert datasets); build it: python -m environments.build_suite '
+        f'--out={_SUITE_DIR.value}')
+  return complete
+
+
+def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:
+  tasks = _TASKS.value or sorted(suite)
+  unknown = sorted(set(tasks) - set(suite))
+  if unknown:
+    raise config_lib.RunConfigError(
+        f'--tasks: {", ".join(unknown)} not in {_SUITE_DIR.value} (it has '
+        f'{", ".join(sorted(suite))})')
+  for name, values, allowed in (('datasets', _DATASETS.value,
+                                 analysis.SUBOPTIMAL + ('expert',)),
+                                ('methods', _METHODS.value, analysis.METHODS)):
+    bad = sorted(set(values) - set(allowed))
+    if bad:
+      raise config_lib.RunConfigError(
+          f'--{name}: unknown {", ".join(bad)}; choose from '
+          f'{", ".join(allowed)}')
+  runs = []
+  for seed in (int(s) for s in _SEEDS.value):
+    for task in tasks:
+      for dataset in _DATASETS.value:
+        for method in _METHODS.value:
+          runs.append({'name': f'{method}_{task}_{dataset}_{_STEPS.value}'
+                               f'steps_seed{seed}',
+                       'task': task, 'dataset': dataset, 'method': method,
+                       'seed': seed})
+  return runs
+
+
+def _config(run: Dict[str, Any], suite: Dict[str, Any]
+            ) -> config_lib.RunConfig:
+  overrides = {'alpha': 1.0} if run['method'] == 'bc' else {}
+  return config_lib.RunConfig(
+      mode='offline', task=run['task'],
+      run_dir=os.path.join(_WORK_DIR.value, run['name']),
+      dataset=suite[run['task']]['datasets'][run['dataset']]['path'],
+      agent=main_job.agent_config(run['seed'], **overrides),
+      max_learner_steps=_STEPS.value,
+      eval_every_steps=max(_STEPS.value // 3, 1),
+      eval_episodes=_EVAL_EPISODES.value, checkpoint_every_s=30.0,
+      seed=run['seed'])
+
+
+def _sweep():
+  suite = _suite()
+  runs = _runs(suite)
+  configs = {run['name']: _config(run, suite) for run in runs}
+  records, missing, monitor = common.run_grid(
+      'offline_suite', runs, configs,
+      lambda run, config, seconds: analysis.run_records(
+          run, config.path('eval.jsonl'), suite[run['task']], seconds))
+  summary = analysis.summarise(records)
+  results = {'records': records, 'missing': missing, **summary,
+             'constants': {task: {k: suite[task][k] for k in
+                                  ('random_return', 'expert_return')}
+                           for task in suite},
+             'settings': {'suite_dir': _SUITE_DIR.value,
+                          'seeds': _SEEDS.value, 'steps': _STEPS.value,
+                          'eval_episodes': _EVAL_EPISODES.value}}
+  written = common.write_results('offline_suite', results, monitor)
+  analysis.plot(summary,
+                os.path.join(common.RESULTS_DIR.value, 'offline_suite.png'),
+                f'PAC vs BC, {_STEPS.value} learner steps, '
+                f'{len(_SEEDS.value)} seeds')
+  print(f'[offline_suite] {len(records)} records, {len(missing)} runs '
+        f'missing; {written}', flush=True)
+  print(json.dumps(summary['aims'], indent=1), flush=True)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  launching.exit_on_failure(_sweep)
+
+
+if __name__ == '__main__':
+  app.run(main)

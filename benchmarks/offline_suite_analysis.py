@@ -1,0 +1,109 @@
+"""What `benchmarks.offline_suite` makes of its runs: records, summary, plot.
+
+No flags here, so that tests and notebooks can import it beside the other
+benchmarks.
+"""
+
+import json
+from typing import Any, Dict, List
+
+import numpy as np
+
+METHODS = ('pac', 'bc')
+# The datasets whose behaviour is below expert (the aim's average).
+SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
+
+
+def normalized(value: float, constants: Dict[str, float]) -> float:
+  """100 (R - random) / (expert - random), from the suite's constants."""
+  low, high = constants['random_return'], constants['expert_return']
+  return round(100.0 * (value - low) / (high - low), 2)
+
+
+def run_records(run: Dict[str, Any], eval_path: str,
+                constants: Dict[str, float], seconds: float
+                ) -> List[Dict[str, Any]]:
+  """The record of a finished run (`run`: task, dataset, method, seed), from
+  its evaluations (`eval_path`) and the task's normalisation constants."""
+  with open(eval_path) as f:
+    evaluations = [json.loads(line) for line in f]
+  last = evaluations[-1]
+  best = max(evaluations, key=lambda e: e['return_mean'])
+  return [{'task': run['task'], 'dataset': run['dataset'],
+           'method': run['method'], 'seed': run['seed'],
+           'normalized_return': normalized(last['return_mean'], constants),
+           'return': last['return_mean'],
+           'learner_steps': last['learner_steps'],
+           'best_normalized_return': normalized(best['return_mean'],
+                                                constants),
+           'best_return': best['return_mean'],
+           'run_wall_s': round(seconds, 1)}]
+
+
+def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """Mean and std over seeds of the last and best normalised return per
+  (task, dataset, method); the aims: PAC >= BC + 10 on average over the
+  sub-optimal datasets, PAC >= BC - 5 on expert data."""
+  table: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {}
+  for record in records:
+    table.setdefault(record['task'], {}).setdefault(
+        record['dataset'], {}).setdefault(record['method'], [])
+  for task, datasets in table.items():
+    for dataset, methods in datasets.items():
+      for method in list(methods):
+        chosen = [r for r in records if (r['task'], r['dataset'],
+                                         r['method']) == (task, dataset,
+                                                          method)]
+        last = [r['normalized_return'] for r in chosen]
+        best = [r['best_normalized_return'] for r in chosen]
+        methods[method] = {'mean': float(np.mean(last)),
+                           'std': float(np.std(last)),
+                           'best_mean': float(np.mean(best)),
+                           'seeds': len(chosen)}
+
+  def mean_of(method, datasets):
+    scores = [table[t][d][method]['mean'] for t in table for d in datasets
+              if d in table[t] and method in table[t][d]]
+    return float(np.mean(scores)) if scores else None
+
+  aims = {}
+  pac_sub, bc_sub = mean_of('pac', SUBOPTIMAL), mean_of('bc', SUBOPTIMAL)
+  if pac_sub is not None and bc_sub is not None:
+    aims['suboptimal_pac_minus_bc'] = round(pac_sub - bc_sub, 2)
+    aims['pac_10_above_bc_on_suboptimal'] = pac_sub - bc_sub >= 10
+  pac_expert, bc_expert = mean_of('pac', ['expert']), mean_of('bc', ['expert'])
+  if pac_expert is not None and bc_expert is not None:
+    aims['expert_pac_minus_bc'] = round(pac_expert - bc_expert, 2)
+    aims['pac_within_5_of_bc_on_expert'] = pac_expert - bc_expert >= -5
+  return {'normalized_return': table, 'aims': aims}
+
+
+def plot(summary: Dict[str, Any], path: str, title: str) -> None:
+  """Bars of the last normalised return (mean ± std over seeds), one group
+  per task/dataset, one bar per method."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  table = summary['normalized_return']
+  groups = [(task, dataset) for task in sorted(table)
+            for dataset in sorted(table[task])]
+  methods = [m for m in METHODS
+             if any(m in table[t][d] for t, d in groups)]
+  fig, axis = plt.subplots(figsize=(2.5 + 1.1 * len(groups), 4))
+  width = 0.8 / max(len(methods), 1)
+  for i, method in enumerate(methods):
+    xs = [j + (i - (len(methods) - 1) / 2) * width
+          for j in range(len(groups))]
+    cells = [table[t][d].get(method, {}) for t, d in groups]
+    axis.bar(xs, [c.get('mean', np.nan) for c in cells], width,
+             yerr=[c.get('std', 0.0) for c in cells], capsize=3,
+             label=method, color=f'C{i}')
+  axis.set_xticks(range(len(groups)))
+  axis.set_xticklabels([f'{t}\n{d}' for t, d in groups], fontsize=7)
+  axis.set_ylabel('normalised return (last eval, mean ± std)')
+  axis.axhline(100, color='grey', lw=0.8, ls='--')
+  axis.legend(fontsize=8)
+  axis.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,106 @@
+"""The offline suite benchmark: normalisation, records, aims, and a tiny real
+sweep on a one-episode suite."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import offline_suite_analysis as analysis
+from environments import build_suite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+CONSTANTS = {'random_return': 20.0, 'expert_return': 820.0}
+
+
+def test_normalized_maps_random_to_0_and_expert_to_100():
+  assert analysis.normalized(20.0, CONSTANTS) == 0.0
+  assert analysis.normalized(820.0, CONSTANTS) == 100.0
+  assert analysis.normalized(420.0, CONSTANTS) == 50.0
+
+
+def test_a_runs_record_has_its_last_and_best_evaluation(tmp_path):
+  path = tmp_path / 'eval.jsonl'
+  path.write_text('\n'.join(json.dumps(e) for e in [
+      {'learner_steps': 10, 'return_mean': 100.0},
+      {'learner_steps': 20, 'return_mean': 660.0},
+      {'learner_steps': 30, 'return_mean': 500.0}]))
+  run = {'task': 'finger_spin', 'dataset': 'medium', 'method': 'pac',
+         'seed': 2}
+  (record,) = analysis.run_records(run, str(path), CONSTANTS, 12.34)
+  assert record == {'task': 'finger_spin', 'dataset': 'medium',
+                    'method': 'pac', 'seed': 2, 'normalized_return': 60.0,
+                    'return': 500.0, 'learner_steps': 30,
+                    'best_normalized_return': 80.0, 'best_return': 660.0,
+                    'run_wall_s': 12.3}
+
+
+def _record(dataset, method, seed, score):
+  return {'task': 't', 'dataset': dataset, 'method': method, 'seed': seed,
+          'normalized_return': score, 'best_normalized_return': score + 1}
+
+
+def test_summary_and_aims():
+  records = [_record('medium', 'pac', 0, 50), _record('medium', 'pac', 1, 70),
+             _record('medium', 'bc', 0, 40), _record('medium', 'bc', 1, 40),
+             _record('random', 'pac', 0, 30), _record('random', 'bc', 0, 10),
+             _record('expert', 'pac', 0, 90), _record('expert', 'bc', 0, 97)]
+  summary = analysis.summarise(records)
+  medium = summary['normalized_return']['t']['medium']
+  assert medium['pac'] == {'mean': 60.0, 'std': 10.0, 'best_mean': 61.0,
+                           'seeds': 2}
+  # Sub-optimal means: PAC (60 + 30) / 2 = 45, BC (40 + 10) / 2 = 25.
+  assert summary['aims'] == {'suboptimal_pac_minus_bc': 20.0,
+                             'pac_10_above_bc_on_suboptimal': True,
+                             'expert_pac_minus_bc': -7.0,
+                             'pac_within_5_of_bc_on_expert': False}
+
+
+def _sweep(tmp_path, *extra):
+  return subprocess.run(
+      [sys.executable, '-m', 'benchmarks.offline_suite',
+       f'--suite_dir={tmp_path / "suite"}', f'--work_dir={tmp_path / "runs"}',
+       f'--results_dir={tmp_path / "results"}', '--seeds=0', *extra],
+      cwd=ROOT, text=True, timeout=600, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT)
+
+
+def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
+  result = _sweep(tmp_path)
+  assert result.returncode == 2
+  assert 'build it: python -m environments.build_suite' in result.stdout
+  (tmp_path / 'suite').mkdir()
+  (tmp_path / 'suite' / 'suite.json').write_text(json.dumps(
+      {'cartpole_swingup': dict(CONSTANTS, datasets={})}))
+  result = _sweep(tmp_path, '--datasets=medium,great')
+  assert result.returncode == 2 and 'unknown great' in result.stdout
+  result = _sweep(tmp_path, '--tasks=walker_walk')
+  assert result.returncode == 2 and 'walker_walk not in' in result.stdout
+  assert 'Traceback' not in result.stdout
+
+
+@pytest.mark.integration
+def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
+  build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
+                    workers=1, log=lambda line: None)
+  command = ('--datasets=medium', '--methods=bc', '--steps=16',
+             '--eval_episodes=1')
+  result = _sweep(tmp_path, *command)
+  assert result.returncode == 0, result.stdout[-3000:]
+  with open(tmp_path / 'results' / 'offline_suite.json') as f:
+    results = json.load(f)
+  (record,) = results['records']
+  assert (record['task'], record['dataset'], record['method'],
+          record['seed'], record['learner_steps']) == (
+              'cartpole_swingup', 'medium', 'bc', 0, 16)
+  suite = build_suite.read_suite(str(tmp_path / 'suite'))['cartpole_swingup']
+  assert record['normalized_return'] == analysis.normalized(
+      record['return'], suite)
+  assert results['constants']['cartpole_swingup']['expert_return'] == (
+      suite['expert_return'])
+  assert (tmp_path / 'results' / 'offline_suite.png').stat().st_size > 0
+  rerun = _sweep(tmp_path, *command)
+  assert rerun.returncode == 0 and '[run]' not in rerun.stdout
