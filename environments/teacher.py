@@ -118,6 +118,32 @@ class TeacherPolicy:
     return np.tanh(u).astype(np.float32), float(log_normal - log_jacobian)
 
 
+def evaluate(policy: 'TeacherPolicy', task: str, episodes: int,
+             seed: int) -> float:
+  """Mean return of `policy`'s deterministic action over `episodes`."""
+  from environments import suite  # pylint: disable=g-import-not-at-top
+  environment = suite.make_environment(task, seed=seed)
+  returns = []
+  for _ in range(episodes):
+    timestep = environment.reset()
+    total = 0.0
+    while not timestep.last():
+      timestep = environment.step(policy.mode(timestep.observation))
+      total += float(timestep.reward)
+    returns.append(total)
+  return float(sum(returns) / len(returns))
+
+
+def choose(evals: List[dict]) -> Dict[str, dict]:
+  """The expert (the last snapshot) and the medium (the snapshot whose
+  score is closest to a third of the expert's; the earlier one on a tie)."""
+  expert = evals[-1]
+  target = expert['return'] / 3
+  medium = min(evals[:-1] or evals,
+               key=lambda e: (abs(e['return'] - target), e['step']))
+  return {'medium': medium, 'expert': expert}
+
+
 def _layer_index(module: str) -> int:
   """Haiku numbers a module's linears `linear`, `linear_1`, ...; the MLP's
   are `mlp/~/linear_0`, `mlp/~/linear_1`, ..."""

@@ -25,7 +25,7 @@ import os
 import shlex
 import sys
 import time
-from typing import Dict, List
+from typing import List
 
 from absl import app
 from absl import flags
@@ -60,31 +60,6 @@ _OUT = flags.DEFINE_string('out', teacher.DIRECTORY,
 
 class TeacherError(ValueError):
   """Bad input to the teacher training (exit status 2)."""
-
-
-def evaluate(policy: teacher.TeacherPolicy, task: str, episodes: int,
-             seed: int) -> float:
-  """Mean return of `policy`'s deterministic action over `episodes`."""
-  environment = suite.make_environment(task, seed=seed)
-  returns = []
-  for _ in range(episodes):
-    timestep = environment.reset()
-    total = 0.0
-    while not timestep.last():
-      timestep = environment.step(policy.mode(timestep.observation))
-      total += float(timestep.reward)
-    returns.append(total)
-  return float(sum(returns) / len(returns))
-
-
-def choose(evals: List[dict]) -> Dict[str, dict]:
-  """The expert (the last snapshot) and the medium (the snapshot whose
-  score is closest to a third of the expert's; the earlier one on a tie)."""
-  expert = evals[-1]
-  target = expert['return'] / 3
-  medium = min(evals[:-1] or evals,
-               key=lambda e: (abs(e['return'] - target), e['step']))
-  return {'medium': medium, 'expert': expert}
 
 
 def _policy_params(agent) -> dict:
@@ -126,7 +101,7 @@ def train(task: str, steps: int, work_dir: str, out: str, seed: int,
       snapshot = os.path.join(directory, f'step_{done}.npz')
       metadata = {'task': task, 'step': done, 'seed': seed}
       teacher.save(snapshot, _policy_params(agent), metadata)
-      score = evaluate(teacher.TeacherPolicy(snapshot, 'snapshot'), task,
+      score = teacher.evaluate(teacher.TeacherPolicy(snapshot, 'snapshot'), task,
                        eval_episodes, seed + 1)
       record = {'step': done, 'return': round(score, 1), 'file': snapshot,
                 'wall_s': round(time.time() - start)}
@@ -136,7 +111,7 @@ def train(task: str, steps: int, work_dir: str, out: str, seed: int,
       print(f'[{task}] step {done}: return {score:.1f} '
             f'({record["wall_s"]} s)', flush=True)
       next_eval += eval_every
-  chosen = choose(evals)
+  chosen = teacher.choose(evals)
   result = {'steps': done, 'seed': seed, 'wall_s': round(time.time() - start),
             'eval_episodes': eval_episodes,
             'command': 'python -m environments.train_teacher ' + ' '.join(

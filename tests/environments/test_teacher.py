@@ -14,7 +14,6 @@ import environments
 from environments import policies
 from environments import suite
 from environments import teacher
-from environments import train_teacher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -75,12 +74,12 @@ def test_choose_takes_the_last_as_expert_and_a_third_as_medium():
   evals = [{'step': 1, 'return': 10.}, {'step': 2, 'return': 280.},
            {'step': 3, 'return': 310.}, {'step': 4, 'return': 500.},
            {'step': 5, 'return': 900.}]
-  chosen = train_teacher.choose(evals)
+  chosen = teacher.choose(evals)
   assert chosen['expert']['step'] == 5
   assert chosen['medium']['step'] == 3  # |310 - 300| < |280 - 300|.
   tie = [{'step': 1, 'return': 90.}, {'step': 2, 'return': 110.},
          {'step': 3, 'return': 300.}]
-  assert train_teacher.choose(tie)['medium']['step'] == 1
+  assert teacher.choose(tie)['medium']['step'] == 1
 
 
 def test_committed_teachers_turn_into_behaviour_policies(tmp_path,
@@ -133,14 +132,14 @@ def test_a_tiny_campaign_trains_keeps_and_skips(tmp_path):
   assert record['expert'] == {'step': evals[-1]['step'],
                               'return': evals[-1]['return']}
   assert record['medium'] == {
-      key: train_teacher.choose(evals)['medium'][key]
+      key: teacher.choose(evals)['medium'][key]
       for key in ('step', 'return')}
   assert record['command'].startswith('python -m environments.train_teacher')
   expert = teacher.TeacherPolicy(str(out / 'cartpole_swingup_expert.npz'),
                                  'expert')
   assert expert.metadata['step'] == evals[-1]['step']
   # The saved expert scores what the campaign measured.
-  assert train_teacher.evaluate(expert, 'cartpole_swingup', 1, 1) == (
+  assert teacher.evaluate(expert, 'cartpole_swingup', 1, 1) == (
       pytest.approx(evals[-1]['return'], abs=0.1))
   rerun = _train(tmp_path)
   assert rerun.returncode == 0 and 'done already' in rerun.stdout
