@@ -16,7 +16,9 @@ task.
 """
 
 import math
+import queue
 import sys
+import threading
 from typing import (Callable, Dict, Iterator, Mapping, Optional, Sequence,
                     Tuple)
 
@@ -242,6 +244,50 @@ def insert_offline(client: reverb.Client, transitions: acme_types.Transition,
   return blocks
 
 
+class _Fetcher:
+  """Calls `next` on iterators in a daemon thread of its own.
+
+  A Reverb stream whose server has gone blocks inside C++ for good, where
+  neither Launchpad's stop (a `SystemExit` raised asynchronously in the
+  learner's thread) nor Ctrl-C can reach it. The caller waits here in
+  Python, in slices of `poll_s`, so both still end it; the daemon thread
+  left blocked does not keep the process alive.
+  """
+
+  def __init__(self, poll_s: float = 0.2):
+    self._poll_s = poll_s
+    self._requests: queue.Queue = queue.Queue()  # (request id, iterator)
+    self._results: queue.Queue = queue.Queue()  # (request id, ok, value)
+    self._last_id = 0
+    self._thread: Optional[threading.Thread] = None
+
+  def _serve(self) -> None:
+    while True:
+      request_id, iterator = self._requests.get()
+      try:
+        self._results.put((request_id, True, next(iterator)))
+      except BaseException as error:  # pylint: disable=broad-except
+        self._results.put((request_id, False, error))  # Raised by `next`.
+
+  def next(self, iterator: Iterator):
+    if self._thread is None:
+      self._thread = threading.Thread(target=self._serve, daemon=True,
+                                      name='reverb-fetch')
+      self._thread.start()
+    self._last_id += 1
+    self._requests.put((self._last_id, iterator))
+    while True:
+      try:
+        request_id, ok, value = self._results.get(timeout=self._poll_s)
+      except queue.Empty:
+        continue
+      if request_id != self._last_id:
+        continue  # The answer to a call that was interrupted: stale.
+      if ok:
+        return value
+      raise value
+
+
 class MixedReplayIterator(Iterator[acme_types.Transition]):
   """Yields `Transition` batches of `batch_size`: offline rows, then online.
 
@@ -290,6 +336,7 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
     self._streams: Dict[str, Tuple[int, Iterator[reverb.ReplaySample]]] = {}
     self._next_step: Optional[int] = None
     self.step_source: Optional[Callable[[], int]] = None
+    self._fetcher = _Fetcher()
 
   def split(self, step: int) -> Tuple[int, int]:
     """(offline rows, online rows) of the batch drawn at `step`."""
@@ -332,7 +379,7 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
               tf.data.AUTOTUNE)
           current = (items, dataset.as_numpy_iterator())
           self._streams[table] = current
-        return next(current[1])
+        return self._fetcher.next(current[1])
       except StopIteration:  # Held by the rate limiter: wait on a new one,
         del self._streams[table]
         if self.should_stop():  # unless the program is stopping.

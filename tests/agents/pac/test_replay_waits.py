@@ -5,6 +5,10 @@ They return to Python at least every `wait_timeout_ms`, so a stop request
 tables get no more data.
 """
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -70,3 +74,56 @@ def test_a_held_wait_keeps_waiting_and_returns_once_data_arrives():
   finally:
     server.stop()
 
+
+
+_SERVE = '''
+import sys, time
+import reverb
+sys.path.insert(0, {root!r})
+from tests.agents.pac import test_replay_waits as t
+server = t._server()
+t._insert_online(reverb.Client(f'localhost:{{server.port}}'), 4)
+print(server.port, flush=True)
+time.sleep(600)
+'''
+
+_READ = '''
+import sys
+sys.path.insert(0, {root!r})
+from agents.pac import replay
+iterator = replay.MixedReplayIterator(
+    'localhost:{port}', batch_size=2, online_fraction_at=lambda step: 1.0,
+    block_size=1, wait_timeout_ms=200)
+next(iterator)
+print('sampled', flush=True)
+while True:
+  next(iterator)
+'''
+
+
+def test_ctrl_c_ends_a_learner_whose_replay_server_was_killed():
+  """A stream of a dead server blocks in C++; the learner must still stop."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.dirname(os.path.abspath(__file__)))))
+  server = subprocess.Popen(
+      [sys.executable, '-c', _SERVE.format(root=root)],
+      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  reader = None
+  try:
+    port = int(server.stdout.readline())
+    reader = subprocess.Popen(
+        [sys.executable, '-c', _READ.format(root=root, port=port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == 'sampled'
+    server.kill()
+    server.wait(timeout=30)
+    time.sleep(2.0)  # The reader is now waiting on the dead server.
+    assert reader.poll() is None
+    reader.send_signal(signal.SIGINT)
+    _, stderr = reader.communicate(timeout=20)  # Hangs here without the fix.
+    assert 'KeyboardInterrupt' in stderr
+  finally:
+    for process in (server, reader):
+      if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
