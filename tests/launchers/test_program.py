@@ -62,7 +62,10 @@ def test_finetune_mixes_offline_and_online_data(tmp_path, cartpole_dataset):
                    samples_per_insert_tolerance_rate=4.0))
   launching.launch(config, 'test_mt')
   first, final = helpers.results(config.run_dir)[0], helpers.results(config.run_dir)[-1]
-  assert final['online_size'] > 0 and final['actor_steps'] > 0
+  # The actor's inserts reached `online`. (Its counter steps are counted at
+  # the end of each 1000-step episode, which a loaded machine may not reach
+  # within the run's 60 learner steps.)
+  assert final['online_size'] > 0
   assert final['online_inserted'] >= first['online_inserted']
   # Reverb counts items: online transitions, offline blocks of 4.
   online, offline = final['online_sampled'], 4 * final['offline_sampled']
