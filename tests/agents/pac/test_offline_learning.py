@@ -29,19 +29,17 @@ Set PAC_LEARNING_TEST_SEED to rerun the tests with other data/seeds.
 
 import dataclasses
 import os
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Tuple
 
 from acme import types
-from acme.utils import loggers
 import jax
 import numpy as np
 import pytest
 
 import environments
-from agents.pac import acting
 from agents.pac import config as config_lib
-from agents.pac import learning
 from agents.pac import networks as networks_lib
+from agents.pac import offline
 
 pytestmark = pytest.mark.integration
 
@@ -111,27 +109,13 @@ def _load(*paths: str, n_step: int, discount: float) -> types.Transition:
   return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 
-def _batches(transitions: types.Transition, batch_size: int,
-             seed: int) -> Iterator[types.Transition]:
-  """Endless uniform samples (with replacement) of in-memory transitions."""
-  rng = np.random.default_rng(seed)
-  size = transitions.reward.shape[0]
-  while True:
-    index = rng.integers(0, size, batch_size)
-    yield jax.tree.map(lambda x, i=index: x[i], transitions)
-
-
 def _train(config: config_lib.PACConfig, transitions: types.Transition
           ) -> Tuple[networks_lib.PACNetworks, networks_lib.Params]:
   env = environments.make_environment(_TASK, seed=0)
   networks = networks_lib.make_networks(environments.environment_spec(env),
                                         config)
-  learner = learning.PACLearner(
-      networks, config, jax.random.PRNGKey(config.seed),
-      _batches(transitions, config.batch_size, config.seed),
-      logger=loggers.NoOpLogger())
-  while learner.num_steps < _TRAIN_STEPS:
-    learner.step(max_steps=_TRAIN_STEPS - learner.num_steps)
+  learner = offline.make_learner(networks, config, transitions)
+  offline.train(learner, _TRAIN_STEPS)
   return networks, learner.get_variables(['policy'])[0]
 
 
@@ -139,21 +123,10 @@ def _evaluate(networks: networks_lib.PACNetworks,
               config: config_lib.PACConfig, params: networks_lib.Params,
               mode: str, episodes: int, seed: int) -> np.ndarray:
   """Undiscounted returns of full episodes of the real environment."""
-  policy = jax.jit(acting.make_policy(networks, config, mode))
-  env = environments.make_environment(_TASK, seed=seed)
-  key = jax.random.PRNGKey(seed)
-  returns = []
-  for _ in range(episodes):
-    timestep = env.reset()
-    total = 0.0
-    while not timestep.last():
-      key, step_key = jax.random.split(key)
-      observation = jax.tree.map(lambda x: x[None], timestep.observation)
-      action = np.asarray(policy(params, step_key, observation))[0]
-      timestep = env.step(action)
-      total += timestep.reward
-    returns.append(total)
-  return np.asarray(returns)
+  return offline.evaluate(
+      networks, config, params,
+      lambda s: environments.make_environment(_TASK, seed=s), mode, episodes,
+      seed)
 
 
 def test_bc_on_expert_data_reaches_stated_return(datasets):
