@@ -140,17 +140,17 @@ def launch_in_own_process(config, sweep: str) -> None:
     sys.exit(process.exitcode)
 
 
-def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
-             configs: Dict[str, Any],
-             make_records: Callable[[Dict[str, Any], Any, float],
-                                    List[Dict[str, Any]]]
-             ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
-  """Runs every run of a sweep not yet recorded; returns all records, the
-  runs still missing, and the load readings.
+def resumable(sweep: str, runs: Sequence[Dict[str, Any]],
+              run_one: Callable[[Dict[str, Any]], List[Dict[str, Any]]],
+              run_missing: bool = True
+              ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
+  """Runs every run of a sweep not yet recorded (none if not
+  `run_missing`: a report of what is); returns all records, the runs still
+  missing, and the load readings.
 
-  Resumable: run `name`'s records (`make_records(run, config, seconds)`) go
-  to `<results_dir>/<sweep>_runs/<name>.json` as it finishes, and a run
-  recorded there is skipped.
+  Run `name`'s records (`run_one(run)`) go to
+  `<results_dir>/<sweep>_runs/<name>.json` as it finishes (written whole or
+  not at all), and a run recorded there is skipped.
   """
   record_dir = os.path.join(RESULTS_DIR.value, f'{sweep}_runs')
   os.makedirs(record_dir, exist_ok=True)
@@ -158,12 +158,10 @@ def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
   monitor.mark('start')
   for run in runs:
     path = os.path.join(record_dir, f'{run["name"]}.json')
-    if os.path.exists(path):
+    if os.path.exists(path) or not run_missing:
       continue
     print(f'[{sweep}] {run["name"]}', flush=True)
-    start = time.time()
-    launch_in_own_process(configs[run['name']], sweep)
-    records = make_records(run, configs[run['name']], time.time() - start)
+    records = run_one(run)
     with open(path + '.tmp', 'w') as f:
       json.dump(records, f, indent=1)
     os.replace(path + '.tmp', path)
@@ -177,3 +175,20 @@ def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
     else:
       missing.append(run['name'])
   return records, missing, monitor
+
+
+def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
+             configs: Dict[str, Any],
+             make_records: Callable[[Dict[str, Any], Any, float],
+                                    List[Dict[str, Any]]]
+             ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
+  """`resumable` over PAC programs: run `name` launches `configs[name]` (a
+  RunConfig) in a process of its own, and its records are
+  `make_records(run, config, seconds)`."""
+
+  def run_one(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    start = time.time()
+    launch_in_own_process(configs[run['name']], sweep)
+    return make_records(run, configs[run['name']], time.time() - start)
+
+  return resumable(sweep, runs, run_one)

@@ -16,7 +16,7 @@ quality level. Actions are in the normalised [-1, 1] space of
 """
 
 import functools
-from typing import Mapping
+from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
@@ -99,3 +99,16 @@ class CartpoleController:
       action = (_ENERGY_GAIN * energy * angle_dot * cos
                 - _CART_STIFFNESS * x - _CART_DAMPING * x_dot)
     return np.clip(np.array([action], np.float32), -1.0, 1.0)
+
+
+def pole_summary(observations: Sequence[Mapping[str, np.ndarray]]
+                 ) -> Dict[str, float]:
+  """Whether a policy balances the pole or spins it, from the observations
+  it acted on: the share of steps with the pole within ~18 degrees of
+  upright (cos > 0.95) and the mean |angular velocity| (rad/s). A balancing
+  policy has most steps upright at low velocity; a spinning one few, fast.
+  """
+  cos = np.array([float(o['position'][1]) for o in observations])
+  angle_dot = np.array([float(o['velocity'][1]) for o in observations])
+  return {'upright_fraction': float(np.mean(cos > 0.95)),
+          'mean_abs_angular_velocity': float(np.mean(np.abs(angle_dot)))}

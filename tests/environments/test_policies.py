@@ -6,6 +6,7 @@ from dm_env import specs
 import numpy as np
 import pytest
 
+from environments import cartpole_controller
 from environments import errors
 from environments import policies
 from environments import suite
@@ -38,6 +39,29 @@ def test_quality_levels_are_ordered_on_cartpole_swingup():
 
 def test_expert_balances_cartpole_balance():
   assert _mean_return('cartpole_balance', 'expert', seeds=(0,)) >= 900
+
+
+def test_pole_summary_by_hand():
+  observations = [{'position': [0.0, 1.0, 0.0], 'velocity': [0.0, 2.0]},
+                  {'position': [0.0, 0.5, 0.87], 'velocity': [0.0, -4.0]}]
+  assert cartpole_controller.pole_summary(observations) == {
+      'upright_fraction': 0.5, 'mean_abs_angular_velocity': 3.0}
+
+
+def test_pole_summary_tells_the_balancing_expert_from_random_actions():
+  summaries = {}
+  for name in ('expert', 'random'):
+    env = suite.make_environment('cartpole_swingup', 0)
+    policy = policies.make_policy(name, 'cartpole_swingup', env.action_spec())
+    rng, seen, timestep = np.random.default_rng(0), [], env.reset()
+    while not timestep.last():
+      seen.append(timestep.observation)
+      timestep = env.step(policy(timestep, rng)[0])
+    summaries[name] = cartpole_controller.pole_summary(seen)
+  # The expert swings up within ~200 steps and holds the pole still.
+  assert summaries['expert']['upright_fraction'] > 0.7, summaries
+  assert summaries['expert']['mean_abs_angular_velocity'] < 2.0, summaries
+  assert summaries['random']['upright_fraction'] < 0.05, summaries
 
 
 def test_random_policy_is_uniform_with_box_density():
