@@ -101,6 +101,21 @@ while True:
 '''
 
 
+def _line(process, wanted) -> str:
+  """The first line of `process`'s stdout that `wanted` accepts (libraries
+  may print other lines first); fails with its output if it ends first."""
+  lines = []
+  for line in process.stdout:
+    if wanted(line.strip()):
+      return line.strip()
+    lines.append(line)
+  process.wait(timeout=30)
+  stderr = process.stderr.read()[-3000:] if process.stderr else ''
+  raise AssertionError(f'exited {process.returncode} before the expected '
+                       f'line; stdout: {"".join(lines)[-2000:]}; stderr: '
+                       f'{stderr}')
+
+
 def test_ctrl_c_ends_a_learner_whose_replay_server_was_killed():
   """A stream of a dead server blocks in C++; the learner must still stop."""
   root = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -110,18 +125,24 @@ def test_ctrl_c_ends_a_learner_whose_replay_server_was_killed():
       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   reader = None
   try:
-    port = int(server.stdout.readline())
+    port = int(_line(server, str.isdigit))
     reader = subprocess.Popen(
         [sys.executable, '-c', _READ.format(root=root, port=port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert reader.stdout.readline().strip() == 'sampled'
+    _line(reader, lambda line: line == 'sampled')
     server.kill()
     server.wait(timeout=30)
     time.sleep(2.0)  # The reader is now waiting on the dead server.
-    assert reader.poll() is None
+    assert reader.poll() is None, (
+        f'the reader ended by itself ({reader.returncode}): '
+        f'{reader.stderr.read()[-3000:]}')
     reader.send_signal(signal.SIGINT)
-    _, stderr = reader.communicate(timeout=20)  # Hangs here without the fix.
-    assert 'KeyboardInterrupt' in stderr
+    try:
+      _, stderr = reader.communicate(timeout=60)  # Hangs without the fix.
+    except subprocess.TimeoutExpired:
+      raise AssertionError(
+          'the reader did not end within 60 s of SIGINT') from None
+    assert 'KeyboardInterrupt' in stderr, stderr[-3000:]
   finally:
     for process in (server, reader):
       if process is not None and process.poll() is None:
