@@ -109,7 +109,11 @@ def test_tiny_grid_runs_resumes_and_survives_ctrl_c(tmp_path):
   env = dict(os.environ, **{processes.TOKEN_VARIABLE: token})
   process = subprocess.Popen(longer, cwd=ROOT, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+                             start_new_session=True,
+                             # A shell's background job starts with Ctrl-C
+                             # ignored, which Python would inherit.
+                             preexec_fn=lambda: signal.signal(
+                                 signal.SIGINT, signal.SIG_DFL))
   checkpoint = (tmp_path / 'work' / 'checkpoints' /
                 'cartpole_swingup_pac_xs_seed0.pkl')
   deadline = time.time() + 300

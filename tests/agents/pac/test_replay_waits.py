@@ -128,7 +128,10 @@ def test_ctrl_c_ends_a_learner_whose_replay_server_was_killed():
     port = int(_line(server, str.isdigit))
     reader = subprocess.Popen(
         [sys.executable, '-c', _READ.format(root=root, port=port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job starts with Ctrl-C ignored, which Python
+        # would inherit: the reader must get Python's own handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _line(reader, lambda line: line == 'sampled')
     server.kill()
     server.wait(timeout=30)
