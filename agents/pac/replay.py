@@ -19,6 +19,7 @@ import math
 import queue
 import sys
 import threading
+import weakref
 from typing import (Callable, Dict, Iterator, Mapping, Optional, Sequence,
                     Tuple)
 
@@ -251,7 +252,9 @@ class _Fetcher:
   neither Launchpad's stop (a `SystemExit` raised asynchronously in the
   learner's thread) nor Ctrl-C can reach it. The caller waits here in
   Python, in slices of `poll_s`, so both still end it; the daemon thread
-  left blocked does not keep the process alive.
+  left blocked does not keep the process alive. The thread holds no iterator
+  between calls and ends at `close` (its owner's collection), so a dropped
+  stream and its server connections are freed as they were without it.
   """
 
   def __init__(self, poll_s: float = 0.2):
@@ -263,11 +266,22 @@ class _Fetcher:
 
   def _serve(self) -> None:
     while True:
-      request_id, iterator = self._requests.get()
+      request = self._requests.get()
+      if request is None:  # `close`.
+        return
+      request_id, iterator = request
+      del request
       try:
-        self._results.put((request_id, True, next(iterator)))
+        result = (request_id, True, next(iterator))
       except BaseException as error:  # pylint: disable=broad-except
-        self._results.put((request_id, False, error))  # Raised by `next`.
+        result = (request_id, False, error)  # Raised by `next`.
+      del iterator
+      self._results.put(result)
+      del result
+
+  def close(self) -> None:
+    """Ends the thread once its current call (if any) returns."""
+    self._requests.put(None)
 
   def next(self, iterator: Iterator):
     if self._thread is None:
@@ -337,6 +351,7 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
     self._next_step: Optional[int] = None
     self.step_source: Optional[Callable[[], int]] = None
     self._fetcher = _Fetcher()
+    weakref.finalize(self, self._fetcher.close)
 
   def split(self, step: int) -> Tuple[int, int]:
     """(offline rows, online rows) of the batch drawn at `step`."""

@@ -5,6 +5,7 @@ They return to Python at least every `wait_timeout_ms`, so a stop request
 tables get no more data.
 """
 
+import gc
 import os
 import signal
 import subprocess
@@ -60,6 +61,7 @@ def test_a_held_wait_keeps_waiting_and_returns_once_data_arrives():
   server = _server()
   client = reverb.Client(f'localhost:{server.port}')
   try:
+    before = set(threading.enumerate())
     iterator = _iterator(server)
     result = {}
     thread = threading.Thread(
@@ -71,6 +73,14 @@ def test_a_held_wait_keeps_waiting_and_returns_once_data_arrives():
     thread.join(timeout=30)
     assert not thread.is_alive()
     np.testing.assert_array_equal(result['batch'].reward, [1., 1.])
+    # Dropping the iterator ends its fetch thread (no stream is kept alive).
+    fetch_threads = [t for t in threading.enumerate()
+                     if t.name == 'reverb-fetch' and t not in before]
+    assert len(fetch_threads) == 1, fetch_threads
+    del iterator, thread
+    gc.collect()
+    fetch_threads[0].join(timeout=10)
+    assert not fetch_threads[0].is_alive()
   finally:
     server.stop()
 
