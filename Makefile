@@ -33,7 +33,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export LAUNCHPAD_LAUNCH_LOCAL_TERMINAL ?= current_terminal
 
-.PHONY: setup vertex-setup run test test-fast bench scaling multitask offline_suite defaults_sweep data clean help
+.PHONY: setup vertex-setup run test test-fast bench scaling multitask offline_suite finetune defaults_sweep data clean help
 
 help:
 	@echo "make run       main job: offline PAC then online fine-tuning (RUN_DIR=$(RUN_DIR), RUN_ARGS=...)"
@@ -43,6 +43,7 @@ help:
 	@echo "make scaling   model-size x compute sweep, PAC vs BC (SCALING_ARGS=...; resumable)"
 	@echo "make multitask one PAC on several tasks vs BC vs one PAC per task (MULTITASK_ARGS=...; resumable)"
 	@echo "make offline_suite  PAC vs BC on every dataset of data/suite (OFFLINE_SUITE_ARGS=...; resumable)"
+	@echo "make finetune  fine-tune the offline suite's medium PAC models online (FINETUNE_ARGS=...; resumable)"
 	@echo "make defaults_sweep PAC setting variants on the main job's data (DEFAULTS_SWEEP_ARGS=...; resumable)"
 	@echo "make setup     create/refresh $(VENV) from requirements*.txt"
 	@echo "make vertex-setup  add XManager's cloud side to $(VENV) (for --lp_launch_type=vertex_ai)"
@@ -94,6 +95,9 @@ multitask: $(PTH)
 
 offline_suite: $(PTH)
 	$(PY) -m benchmarks.offline_suite $(OFFLINE_SUITE_ARGS)
+
+finetune: $(PTH)
+	$(PY) -m benchmarks.finetune $(FINETUNE_ARGS)
 
 defaults_sweep: $(PTH)
 	$(PY) -m benchmarks.defaults_sweep $(DEFAULTS_SWEEP_ARGS)

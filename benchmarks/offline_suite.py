@@ -84,8 +84,8 @@ def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:
     for task in tasks:
       for dataset in _DATASETS.value:
         for method in _METHODS.value:
-          runs.append({'name': f'{method}_{task}_{dataset}_{_STEPS.value}'
-                               f'steps_seed{seed}',
+          runs.append({'name': analysis.run_name(method, task, dataset,
+                                                 _STEPS.value, seed),
                        'task': task, 'dataset': dataset, 'method': method,
                        'seed': seed})
   return runs

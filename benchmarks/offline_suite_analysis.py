@@ -14,6 +14,13 @@ METHODS = ('pac', 'bc')
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
 
 
+def run_name(method: str, task: str, dataset: str, steps: int,
+             seed: int) -> str:
+  """A run's name: its record file and its run directory under the work
+  directory (`benchmarks.finetune` finds the offline models by it)."""
+  return f'{method}_{task}_{dataset}_{steps}steps_seed{seed}'
+
+
 def normalized(value: float, constants: Dict[str, float]) -> float:
   """100 (R - random) / (expert - random), from the suite's constants."""
   low, high = constants['random_return'], constants['expert_return']

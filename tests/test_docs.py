@@ -88,6 +88,8 @@ _SHRINK: List[Tuple[str, Optional[str]]] = [
     # The offline suite table (hours here): tests/benchmarks/
     # test_offline_suite.py runs its sweep on a one-episode suite.
     (r'\.venv/bin/python -m benchmarks\.offline_suite\b.*', None),
+    # test_finetune.py fine-tunes a model of that one-episode sweep.
+    (r'\.venv/bin/python -m benchmarks\.finetune\b.*', None),
     # The defaults sweep (~3 min a run here): tests/benchmarks/
     # test_defaults_sweep.py runs it on a one-episode dataset.
     (r'\.venv/bin/python -m benchmarks\.defaults_sweep\b.*', None),
@@ -214,9 +216,11 @@ def test_make_bench_is_the_documented_benchmarks():
                 for c in commands(text)
                 for m in re.findall(r'-m (benchmarks\.\w+)', c)]
   # The evidence sweeps are not throughput benchmarks: `make scaling`,
-  # `make multitask`, `make offline_suite` and `make defaults_sweep` run them.
+  # `make multitask`, `make offline_suite`, `make finetune` and
+  # `make defaults_sweep` run them.
   sweeps = ['benchmarks.scaling', 'benchmarks.multitask',
-            'benchmarks.offline_suite', 'benchmarks.defaults_sweep']
+            'benchmarks.offline_suite', 'benchmarks.finetune',
+            'benchmarks.defaults_sweep']
   assert sorted(modules + sweeps) == sorted(documented)
   for sweep in sweeps:
     target = sweep.split('.')[1]
