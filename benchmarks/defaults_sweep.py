@@ -52,6 +52,11 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     'lr1e-3': {'learning_rate': 1e-3},
     'lr3e-4': {'learning_rate': 3e-4},
     'lr1e-3_nstep10': {'learning_rate': 1e-3, 'n_step': 10},
+    'lr1e-3_alpha0.1': {'learning_rate': 1e-3, 'alpha': 0.1},
+    'lr1e-3_eta0.3': {'learning_rate': 1e-3, 'eta': 0.3},
+    'lr1e-3_polyak': {'learning_rate': 1e-3, 'target_polyak_tau': 0.005},
+    'lr1e-3_sharp': {'learning_rate': 1e-3, 'num_sampled_actions': 20,
+                     'eta': 0.1},
     'bins51': {'num_bins': 51},
     'sharp': {'num_sampled_actions': 20, 'eta': 0.1},
     'net_test': {'network': None},  # The 'test' preset: 4x the compute.
@@ -135,6 +140,10 @@ def _run(dataset, variant: str, seed: int) -> Dict[str, Any]:
           'critic': offline.critic_vs_returns(
               networks, params, dataset.episodes(), config.discount,
               _MARGIN),
+          'action_gap': offline.critic_action_gap(
+              networks, params, dataset.episodes(),
+              dataset.spec.actions.minimum, dataset.spec.actions.maximum,
+              seed=seed),
           'run_wall_s': round(time.time() - start, 1)}
 
 
@@ -154,6 +163,11 @@ def summarise(records: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
                   for mode in MODES},
         'rank_correlation': float(np.mean(
             [r['critic']['rank_correlation'] for r in chosen]))}
+    gaps = [r['action_gap'] for r in chosen if 'action_gap' in r]
+    if gaps:  # Records from before the check have none.
+      summary[variant]['action_gap'] = {
+          key: float(np.mean([g[key] for g in gaps]))
+          for key in ('data_above_random', 'action_spread', 'state_spread')}
     poles = [r['pole'] for r in chosen if r.get('pole')]
     if poles:
       summary[variant]['pole'] = {key: float(np.mean([p[key] for p in poles]))
@@ -199,6 +213,9 @@ def _sweep():
           f'{row["return_std"]:5.1f}  modes ' + ' '.join(
               f'{m} {row["final"][m]:.0f}' for m in MODES) +
           f'  rho {row["rank_correlation"]:.2f}' + (
+              '  data>random {data_above_random:.2f} Q spread: actions '
+              '{action_spread:.2f} states {state_spread:.2f}'.format(
+                  **row['action_gap']) if 'action_gap' in row else '') + (
               '  upright {upright_fraction:.2f} |w| '
               '{mean_abs_angular_velocity:.1f}'.format(**row['pole'])
               if 'pole' in row else ''), flush=True)

@@ -117,3 +117,47 @@ def critic_vs_returns(networks: networks_lib.PACNetworks,
   rank = lambda x: np.argsort(np.argsort(x)).astype(np.float64)
   return {'rank_correlation': float(np.corrcoef(rank(q), rank(g))[0, 1]),
           'bias': float(np.mean(q - g)), 'pairs': int(len(q))}
+
+
+def critic_action_gap(networks: networks_lib.PACNetworks,
+                      params: networks_lib.Params, episodes,
+                      minimum: np.ndarray, maximum: np.ndarray,
+                      num_random: int = 8, seed: int = 0) -> dict:
+  """Whether the critic tells actions apart in a state, not only states.
+
+  A critic can rank the data's (state, action) pairs by their returns
+  (`critic_vs_returns`) while ignoring the action; then neither Q-filtered
+  acting nor the policy improvement it drives can pick better actions. For
+  every step of `episodes` with an action, Q(s, a) is read for the data's
+  action and `num_random` actions drawn uniformly in [minimum, maximum].
+
+  Returns {'data_above_random': the fraction of (state, random action)
+  pairs the data's action beats (0.5: the critic cannot tell the data's
+  actions from random ones), 'action_spread': the mean over states of the
+  std of Q over their random actions, 'state_spread': the std over states of
+  the mean Q of their random actions, 'states': how many}.
+  """
+  rng = np.random.default_rng(seed)
+  q_fn = jax.jit(lambda p, obs, act: networks_lib.q_values(
+      networks.critic_logits(p, networks.encode(p, obs), act,
+                             networks.action_mask(obs)),
+      networks.atoms))  # [T, 1 + num_random]
+  data_q, random_q = [], []
+  for episode in episodes:
+    steps = episode['steps']
+    length = len(steps['reward']) - 1  # The last row holds no action.
+    if not length:
+      continue
+    observation = jax.tree.map(lambda x: x[:length], steps['observation'])
+    action = np.asarray(steps['action'][:length], np.float32)  # [T, A]
+    drawn = rng.uniform(minimum, maximum, size=(
+        length, num_random) + action.shape[1:]).astype(np.float32)
+    q = np.asarray(q_fn(params, observation, np.concatenate(
+        [action[:, None], drawn], axis=1)))  # [T, 1 + num_random]
+    data_q.append(q[:, 0])
+    random_q.append(q[:, 1:])
+  data, drawn_q = np.concatenate(data_q), np.concatenate(random_q)
+  return {'data_above_random': float(np.mean(data[:, None] > drawn_q)),
+          'action_spread': float(np.mean(np.std(drawn_q, axis=1))),
+          'state_spread': float(np.std(np.mean(drawn_q, axis=1))),
+          'states': int(len(data))}

@@ -56,6 +56,8 @@ def test_a_tiny_sweep_writes_records_and_resumes(tmp_path):
   assert 0.0 <= record['pole']['upright_fraction'] <= 1.0
   assert record['pole']['mean_abs_angular_velocity'] >= 0.0
   assert record['critic']['pairs'] == 1000 - 300  # One episode, margin 300.
+  assert record['action_gap']['states'] == 1000  # Every step with an action.
+  assert 0.0 <= record['action_gap']['data_above_random'] <= 1.0
   results = json.loads((tmp_path / 'out' / 'defaults_sweep.json').read_text())
   assert results['missing'] == []
   assert results['summary']['main']['return_mean'] == record['return']

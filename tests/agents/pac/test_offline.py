@@ -84,3 +84,32 @@ def test_critic_vs_returns_ranks_and_bias_by_hand(values, rho):
   assert result['rank_correlation'] == pytest.approx(rho)
   # Q = values against G = 4, 3, 2.
   assert result['bias'] == pytest.approx(np.mean(values) - 3.0, abs=1e-6)
+
+
+def _action_critic():
+  """Stands in for PACNetworks: Q(s, a) = (a + 1) / 2 for actions in
+  [-1, 1], whatever the state (atoms 0 and 1)."""
+  def critic_logits(params, latents, actions, mask):
+    p = (actions[..., 0] + 1.) / 2.  # [B, N]
+    return jnp.log(jnp.stack([1. - p, p], axis=-1) + 1e-12)  # [B, N, 2]
+  return pytypes.SimpleNamespace(
+      atoms=jnp.array([0., 1.]), critic_logits=critic_logits,
+      encode=lambda params, obs: obs['x'][:, None, None],
+      action_mask=lambda obs: None)
+
+
+@pytest.mark.parametrize('data_action, above', [(1.0, 1.0), (-1.0, 0.0)])
+def test_critic_action_gap_by_hand(data_action, above):
+  episode = _episode([0.1, 0.2, 0.3])
+  episode['steps']['action'] = np.full((5, 1), data_action, np.float32)
+  result = offline.critic_action_gap(
+      _action_critic(), None, [episode], minimum=np.array([-0.99]),
+      maximum=np.array([0.99]), num_random=64, seed=1)
+  assert result['states'] == 4  # Every step with an action.
+  # The best action beats every random one; the worst none.
+  assert result['data_above_random'] == above
+  # Uniform a in [-0.99, 0.99] has std 1.98 / sqrt(12) = 0.572; Q = (a + 1)
+  # / 2 half that: 0.286 (64 draws a state: within 0.03).
+  assert result['action_spread'] == pytest.approx(0.286, abs=0.03)
+  # The state does not enter Q: mean Q is ~0.5 in every state.
+  assert result['state_spread'] < 0.1
