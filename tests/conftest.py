@@ -1,7 +1,12 @@
 """Test-wide setup: headless MuJoCo, Acme compat, and no writes outside tmp dirs."""
 
+import faulthandler
 import os
+import sys
 import tempfile
+
+import pytest
+
 
 # Before anything imports MuJoCo or TensorFlow.
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -19,3 +24,28 @@ os.environ.setdefault(
                  '.cache', 'jax'))
 
 import agents  # noqa: E402,F401  (Acme/JAX compat, compilation cache)
+
+
+_CRASH_OUTPUT = []
+_CONFIG = []
+
+
+def pytest_configure(config):
+  """A crash in native code (abort, segfault) prints the stack of the thread
+  that crashed only: pytest's own handler (turned off in pytest.ini) prints
+  every thread, and CI keeps only the end of its output, where the main
+  thread's pytest frames land. Enabled here, after the imports above (a
+  library's own crash handler would otherwise replace it), on a duplicate of
+  the terminal's stderr (pytest captures fd 2 during tests)."""
+  _CRASH_OUTPUT.append(os.fdopen(os.dup(sys.stderr.fileno()), 'w'))
+  faulthandler.enable(file=_CRASH_OUTPUT[0], all_threads=False)
+  _CONFIG.append(config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logstart(nodeid, location):
+  """Flushes the progress line (the test file's name) as each test starts,
+  so that a crash's stack follows the name of the file it happened in
+  (output to a pipe is otherwise held in a buffer that a crash loses)."""
+  del nodeid, location
+  _CONFIG[0].get_terminal_writer().flush()
