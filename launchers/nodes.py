@@ -324,6 +324,7 @@ class LearnerNode(_Runner, core.VariableSource):
     # The event itself: the prefetch thread cannot look it up (Launchpad
     # keeps it per node thread).
     iterator.should_stop = lp.stop_event().is_set
+    self._iterator = iterator
     self._learner = builder.make_learner(
         jax.random.PRNGKey(seed), networks, iterator, replay_client,
         # Sync every step (Acme's default is once a second), so the shared
@@ -414,6 +415,7 @@ class LearnerNode(_Runner, core.VariableSource):
 
   def finish(self):
     self._save(force=True)
+    self._iterator.close()  # No stream outlives the program's replay server.
     _write_atomic(self._config.path(LEARNER_STOPPED_FILE), json.dumps(
         {'step': self._learner.num_steps, 'offline_ready': self._offline_ready}))
 

@@ -263,6 +263,7 @@ class _Fetcher:
     self._results: queue.Queue = queue.Queue()  # (request id, ok, value)
     self._last_id = 0
     self._thread: Optional[threading.Thread] = None
+    self._closed = False
 
   def _serve(self) -> None:
     while True:
@@ -279,11 +280,19 @@ class _Fetcher:
       self._results.put(result)
       del result
 
+  @property
+  def closed(self) -> bool:
+    return self._closed
+
   def close(self) -> None:
-    """Ends the thread once its current call (if any) returns."""
+    """Ends the thread once its current call (if any) returns; a call
+    waiting here, and any later one, ends with StopIteration."""
+    self._closed = True
     self._requests.put(None)
 
   def next(self, iterator: Iterator):
+    if self._closed:
+      raise StopIteration
     if self._thread is None:
       self._thread = threading.Thread(target=self._serve, daemon=True,
                                       name='reverb-fetch')
@@ -294,6 +303,8 @@ class _Fetcher:
       try:
         request_id, ok, value = self._results.get(timeout=self._poll_s)
       except queue.Empty:
+        if self._closed:
+          raise StopIteration from None
         continue
       if request_id != self._last_id:
         continue  # The answer to a call that was interrupted: stale.
@@ -396,9 +407,18 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
           self._streams[table] = current
         return self._fetcher.next(current[1])
       except StopIteration:  # Held by the rate limiter: wait on a new one,
-        del self._streams[table]
-        if self.should_stop():  # unless the program is stopping.
+        self._streams.pop(table, None)
+        if self._fetcher.closed or self.should_stop():  # unless stopping.
           raise
+
+  def close(self) -> None:
+    """Drops every stream (their server connections close) and ends the
+    iteration: a call in progress and any later one raise StopIteration.
+    The learner node calls it when it stops, so that a stopped program
+    (e.g. every node a thread of one process, under `test_mt`) leaves no
+    stream reading from its stopped server."""
+    self._fetcher.close()
+    self._streams.clear()
 
   def __next__(self) -> acme_types.Transition:
     if self._next_step is None:

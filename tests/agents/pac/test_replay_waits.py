@@ -86,6 +86,34 @@ def test_a_held_wait_keeps_waiting_and_returns_once_data_arrives():
 
 
 
+def test_close_ends_a_waiting_call_and_every_later_one():
+  server = _server()  # Nothing inserted: a sample waits for good.
+  try:
+    iterator = _iterator(server)
+    result = {}
+
+    def read():
+      try:
+        next(iterator)
+      except StopIteration:
+        result['stopped'] = True
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive()  # Waiting on the rate limiter.
+    iterator.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and result == {'stopped': True}
+    try:
+      next(iterator)
+      raise AssertionError('a closed iterator yielded a batch')
+    except StopIteration:
+      pass
+  finally:
+    server.stop()
+
+
 _SERVE = '''
 import sys, time
 import reverb
