@@ -55,6 +55,10 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     'lr1e-3_alpha0.1': {'learning_rate': 1e-3, 'alpha': 0.1},
     'lr1e-3_eta0.3': {'learning_rate': 1e-3, 'eta': 0.3},
     'lr1e-3_polyak': {'learning_rate': 1e-3, 'target_polyak_tau': 0.005},
+    # Q standardised over each state's samples (eta in those units).
+    'advnorm': {'learning_rate': 1e-3, 'normalize_advantages': True},
+    'advnorm_eta0.3': {'learning_rate': 1e-3, 'normalize_advantages': True,
+                       'eta': 0.3},
     'lr1e-3_sharp': {'learning_rate': 1e-3, 'num_sampled_actions': 20,
                      'eta': 0.1},
     'bins51': {'num_bins': 51},

@@ -175,6 +175,7 @@ class PACConfig:
   alpha_schedule_steps: int = 0
   beta: float = 1.0
   eta: float = 1.0
+  normalize_advantages: bool = False
   num_sampled_actions: int = 20
   num_bins: int = 51
   num_atoms: int = 101
@@ -237,6 +238,9 @@ class PACConfig:
            f'must be below v_max={self.v_max}')
     _check_float(self.discount, 'discount', 0.0, 1.0, low_open=True)
     _check_int(self.n_step, 'n_step', 1)
+    _check(isinstance(self.normalize_advantages, bool),
+           'normalize_advantages', self.normalize_advantages,
+           'must be a bool')
     _check(isinstance(self.use_online_q_for_policy, bool),
            'use_online_q_for_policy', self.use_online_q_for_policy,
            'must be a bool')

@@ -90,15 +90,27 @@ def bc_loss(policy_logits: jnp.ndarray, actions: jnp.ndarray,
   return loss, {'loss/bc': loss}
 
 
-def policy_improvement_weights(q_values: jnp.ndarray,
-                               eta: float) -> jnp.ndarray:
-  """w = softmax_j(Q_j / eta) over the M samples, no gradient: [B, M]."""
-  return jax.nn.softmax(jax.lax.stop_gradient(q_values) / eta, axis=-1)
+def policy_improvement_weights(q_values: jnp.ndarray, eta: float,
+                               normalize: bool = False) -> jnp.ndarray:
+  """w = softmax_j(Q_j / eta) over the M samples, no gradient: [B, M].
+
+  With `normalize`, each state's Q_j are first standardised over its M
+  samples ((Q_j - mean) / (std + 1e-6)): eta is then in units of the
+  state's own spread of Q over actions, which on a task whose single
+  actions move the return little (cartpole at 100 Hz: an action's spread is
+  ~1/40 of the spread over states) otherwise leaves the weights near uniform.
+  """
+  q = jax.lax.stop_gradient(q_values)  # [B, M]
+  if normalize:
+    q = (q - jnp.mean(q, axis=-1, keepdims=True)) / (
+        jnp.std(q, axis=-1, keepdims=True) + 1e-6)
+  return jax.nn.softmax(q / eta, axis=-1)
 
 
 def rl_loss(policy_logits: jnp.ndarray, sampled_actions: jnp.ndarray,
             q_values: jnp.ndarray, eta: float,
-            mask: Optional[jnp.ndarray]) -> Tuple[jnp.ndarray, Metrics]:
+            mask: Optional[jnp.ndarray],
+            normalize: bool = False) -> Tuple[jnp.ndarray, Metrics]:
   """-sum_j w_j log pi_theta(a'_j | s), averaged over the batch.
 
   Args:
@@ -107,12 +119,14 @@ def rl_loss(policy_logits: jnp.ndarray, sampled_actions: jnp.ndarray,
     q_values: [B, M] Q(s, a'_j); treated as constants.
     eta: temperature; small eta -> weight on the best sample only.
     mask: [B, A] or None (all dims real).
+    normalize: standardise each state's Q over its samples first (see
+      `policy_improvement_weights`).
 
   Returns:
     The loss and its metrics; 'policy/weights_ess' is the effective sample
     size 1 / sum_j w_j^2 divided by M (1 = uniform weights, 1/M = one sample).
   """
-  weights = policy_improvement_weights(q_values, eta)  # [B, M]
+  weights = policy_improvement_weights(q_values, eta, normalize)  # [B, M]
   log_p = networks_lib.log_prob(policy_logits, sampled_actions, mask)  # [B, M]
   loss = -jnp.mean(jnp.sum(weights * log_p, axis=-1))
   ess = 1.0 / jnp.sum(weights**2, axis=-1) / weights.shape[-1]  # [B]
@@ -181,7 +195,8 @@ def pac_loss(params: networks_lib.Params, target_params: networks_lib.Params,
     sampled_q_logits = networks.critic_logits(target_params, target_latents,
                                               sampled, mask)
   sampled_q = networks_lib.q_values(sampled_q_logits, networks.atoms)  # [B, M]
-  rl, rl_metrics = rl_loss(logits, sampled, sampled_q, config.eta, mask)
+  rl, rl_metrics = rl_loss(logits, sampled, sampled_q, config.eta, mask,
+                           config.normalize_advantages)
 
   bc, bc_metrics = bc_loss(logits, transitions.action, mask)
 

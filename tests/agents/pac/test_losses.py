@@ -155,6 +155,24 @@ def test_rl_weights_are_a_softmax_of_q_over_eta():
   np.testing.assert_array_equal(grad, 0.0)
 
 
+@pytest.mark.parametrize('jit', [False, True])
+def test_normalized_rl_weights_ignore_each_states_scale_and_offset(jit):
+  q = np.array([[0., 1., 2.], [100., 110., 120.]], np.float32)  # [B=2, M=3]
+  weights_fn = lambda q: losses.policy_improvement_weights(q, 0.5, True)
+  if jit:
+    weights_fn = jax.jit(weights_fn)
+  weights = np.asarray(weights_fn(jnp.asarray(q)))
+  assert weights.shape == (2, 3)
+  # Standardised, both rows are (-1.2247, 0, 1.2247): the same weights,
+  # softmax of those / 0.5 by hand.
+  z = np.array([-1.5, 0., 1.5]) / np.sqrt(1.5)
+  expected = np.exp(z / 0.5) / np.exp(z / 0.5).sum()
+  np.testing.assert_allclose(weights, [expected, expected], rtol=1e-4)
+  # Without it, the second row's spread of 20 makes one sample take it all.
+  plain = np.asarray(losses.policy_improvement_weights(jnp.asarray(q), 0.5))
+  assert plain[1, 2] > 0.999 and plain[0, 2] < 0.9
+
+
 def test_rl_loss_matches_a_direct_computation():
   rng = np.random.default_rng(3)
   logits = jnp.asarray(rng.normal(size=(2, 3, 5)), jnp.float32)  # [B, A, K]
