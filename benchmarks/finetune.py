@@ -58,13 +58,10 @@ _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
 
 
 def _suite() -> Dict[str, Any]:
-  from environments import build_suite  # pylint: disable=g-import-not-at-top
-  suite = build_suite.read_suite(_SUITE_DIR.value)
-  if not suite:
-    raise config_lib.RunConfigError(
-        f'{_SUITE_DIR.value} holds no suite; build it: python -m '
-        f'environments.build_suite --out={_SUITE_DIR.value}')
-  return suite
+  try:
+    return offline_suite_analysis.read_complete_suite(_SUITE_DIR.value)
+  except ValueError as error:
+    raise config_lib.RunConfigError(str(error)) from None
 
 
 def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -79,6 +76,13 @@ def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:
     raise config_lib.RunConfigError(
         f'--datasets: unknown {", ".join(bad)}; choose from '
         f'{", ".join(offline_suite_analysis.SUBOPTIMAL)}')
+  unbuilt = sorted(f'{task} {dataset}' for task in tasks
+                   for dataset in _DATASETS.value
+                   if dataset not in suite[task]['datasets'])
+  if unbuilt:
+    raise config_lib.RunConfigError(
+        f'{_SUITE_DIR.value} has no {", ".join(unbuilt)} dataset; build it: '
+        f'python -m environments.build_suite --out={_SUITE_DIR.value}')
   runs, absent = [], []
   for seed in (int(s) for s in _SEEDS.value):
     for task in tasks:

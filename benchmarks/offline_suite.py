@@ -52,16 +52,10 @@ _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
 
 
 def _suite() -> Dict[str, Any]:
-  from environments import build_suite  # pylint: disable=g-import-not-at-top
-  suite = build_suite.read_suite(_SUITE_DIR.value)
-  complete = {task: record for task, record in suite.items()
-              if 'random_return' in record and 'expert_return' in record}
-  if not complete:
-    raise config_lib.RunConfigError(
-        f'{_SUITE_DIR.value} holds no suite (suite.json with a task\'s random '
-        'and expert datasets); build it: python -m environments.build_suite '
-        f'--out={_SUITE_DIR.value}')
-  return complete
+  try:
+    return analysis.read_complete_suite(_SUITE_DIR.value)
+  except ValueError as error:
+    raise config_lib.RunConfigError(str(error)) from None
 
 
 def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:

@@ -14,6 +14,22 @@ METHODS = ('pac', 'bc')
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
 
 
+def read_complete_suite(suite_dir: str) -> Dict[str, Any]:
+  """The suite's tasks (`environments.build_suite`) that have the random
+  and expert datasets normalisation needs; a `ValueError` that says how to
+  build them if there are none."""
+  from environments import build_suite  # pylint: disable=g-import-not-at-top
+  suite = build_suite.read_suite(suite_dir)
+  complete = {task: record for task, record in suite.items()
+              if 'random_return' in record and 'expert_return' in record}
+  if not complete:
+    raise ValueError(
+        f'{suite_dir} holds no suite (suite.json with a task\'s random '
+        'and expert datasets); build it: python -m environments.build_suite '
+        f'--out={suite_dir}')
+  return complete
+
+
 def run_name(method: str, task: str, dataset: str, steps: int,
              seed: int) -> str:
   """A run's name: its record file and its run directory under the work

@@ -82,6 +82,12 @@ def test_a_missing_suite_or_offline_model_ends_in_one_line(tmp_path):
       {'cartpole_swingup': dict(CONSTANTS, datasets={})}))
   result = _finetune(tmp_path, '--datasets=expert')
   assert result.returncode == 2 and 'unknown expert' in result.stdout
+  result = _finetune(tmp_path)
+  assert result.returncode == 2
+  assert 'has no cartpole_swingup medium dataset' in result.stdout
+  (tmp_path / 'suite' / 'suite.json').write_text(json.dumps(
+      {'cartpole_swingup': dict(CONSTANTS, datasets={
+          'medium': {'path': str(tmp_path / 'medium')}})}))
   result = _finetune(tmp_path, '--suite_steps=16')
   assert result.returncode == 2
   assert ('train them first: python -m benchmarks.offline_suite' in
