@@ -22,7 +22,7 @@ summary and aims, what is missing) and `offline_suite.png`.
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from absl import app
 from absl import flags
@@ -51,20 +51,15 @@ _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
                                 'Run directories (checkpoints, logs).')
 
 
-def _suite() -> Dict[str, Any]:
+def _suite() -> Tuple[Dict[str, Any], List[str]]:
+  """The suite and the tasks to run (RunConfigError: exit 2, one line)."""
   try:
-    return analysis.read_complete_suite(_SUITE_DIR.value)
+    return analysis.read_complete_suite(_SUITE_DIR.value, _TASKS.value)
   except ValueError as error:
     raise config_lib.RunConfigError(str(error)) from None
 
 
-def _runs(suite: Dict[str, Any]) -> List[Dict[str, Any]]:
-  tasks = _TASKS.value or sorted(suite)
-  unknown = sorted(set(tasks) - set(suite))
-  if unknown:
-    raise config_lib.RunConfigError(
-        f'--tasks: {", ".join(unknown)} not in {_SUITE_DIR.value} (it has '
-        f'{", ".join(sorted(suite))})')
+def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
   for name, values, allowed in (('datasets', _DATASETS.value,
                                  analysis.SUBOPTIMAL + ('expert',)),
                                 ('methods', _METHODS.value, analysis.METHODS)):
@@ -100,8 +95,8 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
 
 
 def _sweep():
-  suite = _suite()
-  runs = _runs(suite)
+  suite, tasks = _suite()
+  runs = _runs(tasks)
   configs = {run['name']: _config(run, suite) for run in runs}
   records, missing, monitor = common.run_grid(
       'offline_suite', runs, configs,

@@ -5,7 +5,7 @@ benchmarks.
 """
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -14,20 +14,26 @@ METHODS = ('pac', 'bc')
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
 
 
-def read_complete_suite(suite_dir: str) -> Dict[str, Any]:
+def read_complete_suite(suite_dir: str, tasks: List[str]
+                        ) -> Tuple[Dict[str, Any], List[str]]:
   """The suite's tasks (`environments.build_suite`) that have the random
-  and expert datasets normalisation needs; a `ValueError` that says how to
-  build them if there are none."""
+  and expert datasets normalisation needs, and `tasks` checked against them
+  (all of them if empty); a one-line `ValueError` that says what to do if
+  there are none or a task is not there."""
   from environments import build_suite  # pylint: disable=g-import-not-at-top
-  suite = build_suite.read_suite(suite_dir)
-  complete = {task: record for task, record in suite.items()
-              if 'random_return' in record and 'expert_return' in record}
-  if not complete:
+  suite = {task: record for task, record in
+           build_suite.read_suite(suite_dir).items()
+           if 'random_return' in record and 'expert_return' in record}
+  if not suite:
     raise ValueError(
         f'{suite_dir} holds no suite (suite.json with a task\'s random '
         'and expert datasets); build it: python -m environments.build_suite '
         f'--out={suite_dir}')
-  return complete
+  unknown = sorted(set(tasks) - set(suite))
+  if unknown:
+    raise ValueError(f'--tasks: {", ".join(unknown)} not in {suite_dir} (it '
+                     f'has {", ".join(sorted(suite))})')
+  return suite, list(tasks) or sorted(suite)
 
 
 def run_name(method: str, task: str, dataset: str, steps: int,
