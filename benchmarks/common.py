@@ -180,7 +180,8 @@ def resumable(sweep: str, runs: Sequence[Dict[str, Any]],
 def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
              configs: Dict[str, Any],
              make_records: Callable[[Dict[str, Any], Any, float],
-                                    List[Dict[str, Any]]]
+                                    List[Dict[str, Any]]],
+             run_missing: bool = True
              ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
   """`resumable` over PAC programs: run `name` launches `configs[name]` (a
   RunConfig) in a process of its own, and its records are
@@ -191,4 +192,4 @@ def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
     launch_in_own_process(configs[run['name']], sweep)
     return make_records(run, configs[run['name']], time.time() - start)
 
-  return resumable(sweep, runs, run_one)
+  return resumable(sweep, runs, run_one, run_missing)

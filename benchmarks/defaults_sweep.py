@@ -34,37 +34,51 @@ from launchers import config as config_lib
 from launchers import launching
 from launchers import main_job
 
-# name -> overrides of main_job.agent_config. 'main' is the main job itself.
-VARIANTS: Dict[str, Dict[str, Any]] = {
+# name -> overrides of main_job.agent_config. 'main' is the main job itself
+# (learning rate 1e-3, Polyak targets: what this sweep chose).
+_NEW: Dict[str, Dict[str, Any]] = {
     'main': {},
-    'bc': {'alpha': 1.0},
-    'alpha0': {'alpha': 0.0},
-    'alpha0.1': {'alpha': 0.1},
+    # Short returns: an n-step target sums n rewards of the data's own
+    # policy, so with n = 30 Q(s, a) is mostly the behaviour's value.
+    'nstep3': {'n_step': 3},
+    'nstep1': {'n_step': 1},
     'alpha0.5': {'alpha': 0.5},
     'alpha0.1_anneal': {'alpha': 0.1, 'alpha_schedule_steps': 5000},
     'eta0.1': {'eta': 0.1},
-    'eta0.3': {'eta': 0.3},
     'eta3': {'eta': 3.0},
     'M20': {'num_sampled_actions': 20},
+    'sharp': {'num_sampled_actions': 20, 'eta': 0.1},
+    'bins51': {'num_bins': 51},
+}
+# Variants of the main job's settings before this sweep (learning rate 3e-3,
+# targets copied every 100 steps; 'previous' is that main job), kept so that
+# their records stay reproducible.
+_PREVIOUS: Dict[str, Dict[str, Any]] = {
+    'previous': {},
+    'bc': {'alpha': 1.0},
+    'alpha0': {'alpha': 0.0},
+    'alpha0.1': {'alpha': 0.1},
+    'eta0.3': {'eta': 0.3},
     'nstep10': {'n_step': 10},
-    'nstep3': {'n_step': 3},
-    'polyak': {'target_polyak_tau': 0.005},
     'lr1e-3': {'learning_rate': 1e-3},
     'lr3e-4': {'learning_rate': 3e-4},
     'lr1e-3_nstep10': {'learning_rate': 1e-3, 'n_step': 10},
+    'lr1e-3_nstep3': {'learning_rate': 1e-3, 'n_step': 3},
+    'lr1e-3_nstep1': {'learning_rate': 1e-3, 'n_step': 1},
     'lr1e-3_alpha0.1': {'learning_rate': 1e-3, 'alpha': 0.1},
     'lr1e-3_eta0.3': {'learning_rate': 1e-3, 'eta': 0.3},
-    'lr1e-3_polyak': {'learning_rate': 1e-3, 'target_polyak_tau': 0.005},
     # Q standardised over each state's samples (eta in those units).
     'advnorm': {'learning_rate': 1e-3, 'normalize_advantages': True},
     'advnorm_eta0.3': {'learning_rate': 1e-3, 'normalize_advantages': True,
                        'eta': 0.3},
     'lr1e-3_sharp': {'learning_rate': 1e-3, 'num_sampled_actions': 20,
                      'eta': 0.1},
-    'bins51': {'num_bins': 51},
-    'sharp': {'num_sampled_actions': 20, 'eta': 0.1},
     'net_test': {'network': None},  # The 'test' preset: 4x the compute.
 }
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    **_NEW,
+    **{name: {**main_job.PREVIOUS_SETTINGS, **overrides}
+       for name, overrides in _PREVIOUS.items()}}
 MODES = ('sample', 'mode', 'q_filter')
 
 _DATASET = flags.DEFINE_string(

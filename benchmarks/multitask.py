@@ -88,7 +88,11 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
 
 
 def _config(run: Dict[str, Any]) -> config_lib.RunConfig:
-  overrides = {'alpha': 1.0} if run['method'] == 'bc_multi' else {}
+  # The committed results were measured with the main job's previous
+  # learning rate and target updates; a rerun must reproduce them.
+  overrides = dict(main_job.PREVIOUS_SETTINGS)
+  if run['method'] == 'bc_multi':
+    overrides['alpha'] = 1.0
   return config_lib.RunConfig(
       mode='offline', task=','.join(run['tasks']),
       run_dir=os.path.join(_WORK_DIR.value, run['name']),

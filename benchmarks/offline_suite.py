@@ -15,9 +15,11 @@ random dataset, 100 = its expert dataset).
 Resumable: each run's record goes to `<results_dir>/offline_suite_runs/`
 (`<method>_<task>_<dataset>_<steps>steps_seed<s>.json`) as it finishes and a
 rerun skips it; an interrupted run resumes from its checkpoints (under
---work_dir). Writes `<results_dir>/offline_suite.json` (records `{task,
-dataset, method, seed, normalized_return, return, learner_steps, ...}`, the
-summary and aims, what is missing) and `offline_suite.png`.
+--work_dir). --report_only trains nothing and reports what is recorded (so
+sweeps over different --tasks may run side by side, then one report).
+Writes `<results_dir>/offline_suite.json` (records `{task, dataset, method,
+seed, normalized_return, return, learner_steps, ...}`, the summary and aims,
+what is missing) and `offline_suite.png`.
 """
 
 import json
@@ -49,6 +51,9 @@ _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
                                       'Evaluation episodes.')
 _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
                                 'Run directories (checkpoints, logs).')
+_REPORT_ONLY = flags.DEFINE_bool(
+    'report_only', False, 'Train nothing: write the results of the runs '
+    'recorded so far (the rest listed as missing).')
 
 
 def _suite() -> Tuple[Dict[str, Any], List[str]]:
@@ -101,7 +106,8 @@ def _sweep():
   records, missing, monitor = common.run_grid(
       'offline_suite', runs, configs,
       lambda run, config, seconds: analysis.run_records(
-          run, config.path('eval.jsonl'), suite[run['task']], seconds))
+          run, config.path('eval.jsonl'), suite[run['task']], seconds),
+      run_missing=not _REPORT_ONLY.value)
   summary = analysis.summarise(records)
   results = {'records': records, 'missing': missing, **summary,
              'constants': {task: {k: suite[task][k] for k in

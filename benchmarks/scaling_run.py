@@ -70,10 +70,16 @@ def network_config(size: str) -> pac_config.NetworkConfig:
 def agent_config(method: str, size: str, seed: int,
                  compute_dtype: str = 'float32') -> pac_config.PACConfig:
   """The main job's agent with the size's network; BC is alpha = 1 (the
-  policy imitates the data, the critic trains but does not steer it)."""
+  policy imitates the data, the critic trains but does not steer it).
+
+  With the main job's previous learning rate and target updates
+  (`main_job.PREVIOUS_SETTINGS`): the committed results were measured with
+  them, and a rerun must reproduce them.
+  """
   if method not in METHODS:
     raise ValueError(f'unknown method {method!r}: choose from {METHODS}')
-  overrides = dict(network=network_config(size), seed=seed,
+  overrides = dict(main_job.PREVIOUS_SETTINGS, network=network_config(size),
+                   seed=seed,
                    compute_dtype=compute_dtype,
                    prefetch_batches=0)  # Batches drawn only when consumed.
   if method == 'bc':

@@ -104,3 +104,11 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert (tmp_path / 'results' / 'offline_suite.png').stat().st_size > 0
   rerun = _sweep(tmp_path, *command)
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
+  # A report over more than was run trains nothing and names what is missing.
+  report = _sweep(tmp_path, '--datasets=medium,expert', '--methods=bc',
+                  '--steps=16', '--eval_episodes=1', '--report_only')
+  assert report.returncode == 0 and '[run]' not in report.stdout
+  with open(tmp_path / 'results' / 'offline_suite.json') as f:
+    reported = json.load(f)
+  assert reported['records'] == results['records']
+  assert reported['missing'] == ['bc_cartpole_swingup_expert_16steps_seed0']
