@@ -120,24 +120,31 @@ def _run_to_end(config) -> None:
   launching.exit_on_failure(lambda: launching.launch(config))
 
 
-def launch_in_own_process(config, sweep: str) -> None:
-  """Runs one PAC program (`config`, a RunConfig) to its end in a launcher
-  process of its own, as from the command line: Launchpad's worker manager
-  keeps process-wide signal handlers and alarms, which a later launch in the
-  same process must not inherit. A run that fails ends the sweep (named
-  `sweep` in the message) with the run's exit status."""
-  process = multiprocessing.get_context('spawn').Process(
-      target=_run_to_end, args=(config,))
+def run_in_own_process(target: Callable[..., None], args: Tuple[Any, ...],
+                       sweep: str, run_dir: str) -> None:
+  """Runs `target(*args)` to its end in a fresh process (spawned, not
+  forked, so it starts with nothing of the sweep's JAX, TF or signal state).
+  A run that fails ends the sweep (named `sweep` in the message) with the
+  run's exit status; the target says why in one line itself."""
+  process = multiprocessing.get_context('spawn').Process(target=target,
+                                                         args=args)
   process.start()
   try:
     process.join()
   except KeyboardInterrupt:  # The run got the Ctrl-C too; let it checkpoint.
     process.join()
   if process.exitcode:
-    # The run said why in one line; the sweep stops with its status.
     print(f'[{sweep}] stopped; rerun the same command to resume '
-          f'({config.run_dir})', file=sys.stderr)
+          f'({run_dir})', file=sys.stderr)
     sys.exit(process.exitcode)
+
+
+def launch_in_own_process(config, sweep: str) -> None:
+  """Runs one PAC program (`config`, a RunConfig) to its end in a launcher
+  process of its own, as from the command line: Launchpad's worker manager
+  keeps process-wide signal handlers and alarms, which a later launch in the
+  same process must not inherit."""
+  run_in_own_process(_run_to_end, (config,), sweep, config.run_dir)
 
 
 def resumable(sweep: str, runs: Sequence[Dict[str, Any]],
@@ -180,8 +187,7 @@ def resumable(sweep: str, runs: Sequence[Dict[str, Any]],
 def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
              configs: Dict[str, Any],
              make_records: Callable[[Dict[str, Any], Any, float],
-                                    List[Dict[str, Any]]],
-             run_missing: bool = True
+                                    List[Dict[str, Any]]]
              ) -> Tuple[List[Dict[str, Any]], List[str], LoadMonitor]:
   """`resumable` over PAC programs: run `name` launches `configs[name]` (a
   RunConfig) in a process of its own, and its records are
@@ -192,4 +198,4 @@ def run_grid(sweep: str, runs: Sequence[Dict[str, Any]],
     launch_in_own_process(configs[run['name']], sweep)
     return make_records(run, configs[run['name']], time.time() - start)
 
-  return resumable(sweep, runs, run_one, run_missing)
+  return resumable(sweep, runs, run_one)

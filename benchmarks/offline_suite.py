@@ -1,13 +1,16 @@
-r"""PAC vs BC on every dataset of the suite (`environments.build_suite`).
+r"""PAC vs BC (and Acme's offline D4PG) on every dataset of the suite.
 
   .venv/bin/python -m benchmarks.offline_suite --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium,expert] [--seeds=0,1,2]
-      [--steps=10000]
+      [--methods=pac,bc,d4pg] [--steps=10000]
 
-For each task of the suite, each dataset kind and each seed, it trains
-offline with Launchpad's `local_mp` and the main job's agent settings
-(`launchers.main_job.agent_config`): `pac` (the defaults) and `bc` (the same
-model, data and steps with alpha = 1). Every run evaluates at every third of
+For each task of the suite (`environments.build_suite`), each dataset kind
+and each seed, it trains offline with Launchpad's `local_mp` and the main
+job's agent settings (`launchers.main_job.agent_config`): `pac` (the
+defaults) and `bc` (the same model, data and steps with alpha = 1); and the
+peer `d4pg`: Acme's own D4PG learner on the same transitions for the same
+steps (`benchmarks.offline_d4pg`, in a process of its own; an interrupted
+one starts again). Every run evaluates at every third of
 its steps (--eval_episodes); a record has its last evaluation's return and
 its best, normalised by the suite's constants (`suite.json`: 0 = the task's
 random dataset, 100 = its expert dataset).
@@ -24,6 +27,7 @@ what is missing) and `offline_suite.png`.
 
 import json
 import os
+import time
 from typing import Any, Dict, List, Tuple
 
 from absl import app
@@ -32,6 +36,7 @@ from absl import logging
 
 import agents  # noqa: F401  pylint: disable=unused-import  (before TF; JAX cache)
 from benchmarks import common
+from benchmarks import offline_d4pg
 from benchmarks import offline_suite_analysis as analysis
 from launchers import config as config_lib
 from launchers import launching
@@ -91,7 +96,7 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
   return config_lib.RunConfig(
       mode='offline', task=run['task'],
       run_dir=os.path.join(_WORK_DIR.value, run['name']),
-      dataset=suite[run['task']]['datasets'][run['dataset']]['path'],
+      dataset=_dataset_path(run, suite),
       agent=main_job.agent_config(run['seed'], **overrides),
       max_learner_steps=_STEPS.value,
       eval_every_steps=max(_STEPS.value // 3, 1),
@@ -99,14 +104,35 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
       seed=run['seed'])
 
 
+def _dataset_path(run: Dict[str, Any], suite: Dict[str, Any]) -> str:
+  return suite[run['task']]['datasets'][run['dataset']]['path']
+
+
+def _run_one(run: Dict[str, Any], suite: Dict[str, Any],
+             configs: Dict[str, config_lib.RunConfig]
+             ) -> List[Dict[str, Any]]:
+  """Trains one run to its end in a process of its own; its record."""
+  start = time.time()
+  run_dir = os.path.join(_WORK_DIR.value, run['name'])
+  if run['method'] == analysis.PEER:
+    common.run_in_own_process(
+        offline_d4pg.run_to_end,
+        (_dataset_path(run, suite), run['seed'], _STEPS.value,
+         _EVAL_EPISODES.value, run_dir), 'offline_suite', run_dir)
+  else:
+    common.launch_in_own_process(configs[run['name']], 'offline_suite')
+  return analysis.run_records(run, os.path.join(run_dir, 'eval.jsonl'),
+                              suite[run['task']], time.time() - start)
+
+
 def _sweep():
   suite, tasks = _suite()
   runs = _runs(tasks)
-  configs = {run['name']: _config(run, suite) for run in runs}
-  records, missing, monitor = common.run_grid(
-      'offline_suite', runs, configs,
-      lambda run, config, seconds: analysis.run_records(
-          run, config.path('eval.jsonl'), suite[run['task']], seconds),
+  # Every PAC program's config is checked before the first run starts.
+  configs = {run['name']: _config(run, suite) for run in runs
+             if run['method'] != analysis.PEER}
+  records, missing, monitor = common.resumable(
+      'offline_suite', runs, lambda run: _run_one(run, suite, configs),
       run_missing=not _REPORT_ONLY.value)
   summary = analysis.summarise(records)
   results = {'records': records, 'missing': missing, **summary,

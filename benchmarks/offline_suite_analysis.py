@@ -9,7 +9,10 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-METHODS = ('pac', 'bc')
+# PAC, BC (the same agent with alpha = 1) and the peer: Acme's D4PG learner
+# trained offline (`benchmarks.offline_d4pg`), RL Unplugged's baseline.
+PEER = 'd4pg'
+METHODS = ('pac', 'bc', PEER)
 # The datasets whose behaviour is below expert (the aim's average).
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
 

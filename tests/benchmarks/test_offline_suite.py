@@ -86,29 +86,43 @@ def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
 def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
                     workers=1, log=lambda line: None)
-  command = ('--datasets=medium', '--methods=bc', '--steps=16',
-             '--eval_episodes=1')
+  command = ('--datasets=medium', '--methods=bc,d4pg', '--steps=16',
+               '--eval_episodes=1')
+  # What an interrupted peer run left: it starts again from scratch.
+  peer_dir = tmp_path / 'runs' / analysis.run_name(
+      'd4pg', 'cartpole_swingup', 'medium', 16, 0)
+  peer_dir.mkdir(parents=True)
+  (peer_dir / 'eval.jsonl').write_text(json.dumps(
+      {'learner_steps': 5, 'return_mean': 999.0}) + '\n')
   result = _sweep(tmp_path, *command)
   assert result.returncode == 0, result.stdout[-3000:]
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     results = json.load(f)
-  (record,) = results['records']
-  assert (record['task'], record['dataset'], record['method'],
-          record['seed'], record['learner_steps']) == (
-              'cartpole_swingup', 'medium', 'bc', 0, 16)
+  bc, d4pg = results['records']
+  assert [(r['task'], r['dataset'], r['method'], r['seed'],
+           r['learner_steps']) for r in (bc, d4pg)] == [
+               ('cartpole_swingup', 'medium', 'bc', 0, 16),
+               ('cartpole_swingup', 'medium', 'd4pg', 0, 16)]
   suite = build_suite.read_suite(str(tmp_path / 'suite'))['cartpole_swingup']
-  assert record['normalized_return'] == analysis.normalized(
-      record['return'], suite)
+  for record in (bc, d4pg):
+    assert record['normalized_return'] == analysis.normalized(
+        record['return'], suite)
+  # The peer evaluated at every third of its steps, as the program does.
+  with open(peer_dir / 'eval.jsonl') as f:
+    evaluations = [json.loads(line) for line in f]
+  assert [e['learner_steps'] for e in evaluations] == [5, 10, 16]
+  assert 999.0 not in [e['return_mean'] for e in evaluations]
   assert results['constants']['cartpole_swingup']['expert_return'] == (
       suite['expert_return'])
   assert (tmp_path / 'results' / 'offline_suite.png').stat().st_size > 0
   rerun = _sweep(tmp_path, *command)
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
+  assert '[d4pg]' not in rerun.stdout
   # A report over more than was run trains nothing and names what is missing.
   report = _sweep(tmp_path, '--datasets=medium,expert', '--methods=bc',
                   '--steps=16', '--eval_episodes=1', '--report_only')
   assert report.returncode == 0 and '[run]' not in report.stdout
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     reported = json.load(f)
-  assert reported['records'] == results['records']
+  assert reported['records'] == [bc]
   assert reported['missing'] == ['bc_cartpole_swingup_expert_16steps_seed0']
