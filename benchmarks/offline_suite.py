@@ -145,8 +145,10 @@ def _sweep():
   written = common.write_results('offline_suite', results, monitor)
   analysis.plot(summary,
                 os.path.join(common.RESULTS_DIR.value, 'offline_suite.png'),
-                f'PAC vs BC, {_STEPS.value} learner steps, '
-                f'{len(_SEEDS.value)} seeds')
+                f'{" vs ".join(_METHODS.value)}, {_STEPS.value} learner '
+                f'steps, seeds recorded: '
+                f'{sorted({r["seed"] for r in records}) or "none"} of '
+                f'{",".join(_SEEDS.value)} ({len(missing)} runs missing)')
   print(f'[offline_suite] {len(records)} records, {len(missing)} runs '
         f'missing; {written}', flush=True)
   print(json.dumps(summary['aims'], indent=1), flush=True)
