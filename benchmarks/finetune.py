@@ -60,7 +60,8 @@ _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
 def _suite() -> Tuple[Dict[str, Any], List[str]]:
   """The suite and the tasks to run (RunConfigError: exit 2, one line)."""
   try:
-    return offline_suite_analysis.read_complete_suite(_SUITE_DIR.value, _TASKS.value)
+    return offline_suite_analysis.read_complete_suite(_SUITE_DIR.value,
+                                                      _TASKS.value)
   except ValueError as error:
     raise config_lib.RunConfigError(str(error)) from None
 

@@ -87,7 +87,7 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
                     workers=1, log=lambda line: None)
   command = ('--datasets=medium', '--methods=bc,d4pg', '--steps=16',
-               '--eval_episodes=1')
+             '--eval_episodes=1')
   # What an interrupted peer run left: it starts again from scratch.
   peer_dir = tmp_path / 'runs' / analysis.run_name(
       'd4pg', 'cartpole_swingup', 'medium', 16, 0)
