@@ -2,12 +2,14 @@ r"""PAC vs BC (and Acme's offline D4PG) on every dataset of the suite.
 
   .venv/bin/python -m benchmarks.offline_suite --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium,expert] [--seeds=0,1,2]
-      [--methods=pac,bc,d4pg] [--steps=10000]
+      [--methods=pac,bc,d4pg,pac_alpha0.75] [--steps=10000]
 
 For each task of the suite (`environments.build_suite`), each dataset kind
 and each seed, it trains offline with Launchpad's `local_mp` and the main
 job's agent settings (`launchers.main_job.agent_config`): `pac` (the
-defaults) and `bc` (the same model, data and steps with alpha = 1); and the
+defaults), `bc` (the same model, data and steps with alpha = 1) and, if
+asked for, `pac_alpha<x>` (the defaults at BC weight x: the summary's
+alpha-PAC row takes the best PAC alpha per dataset); and the
 peer `d4pg`: Acme's own D4PG learner on the same transitions for the same
 steps (`benchmarks.offline_d4pg`, in a process of its own; an interrupted
 one starts again). Every run evaluates at every third of
@@ -70,14 +72,17 @@ def _suite() -> Tuple[Dict[str, Any], List[str]]:
 
 
 def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
-  for name, values, allowed in (('datasets', _DATASETS.value,
-                                 analysis.SUBOPTIMAL + ('expert',)),
-                                ('methods', _METHODS.value, analysis.METHODS)):
-    bad = sorted(set(values) - set(allowed))
-    if bad:
-      raise config_lib.RunConfigError(
-          f'--{name}: unknown {", ".join(bad)}; choose from '
-          f'{", ".join(allowed)}')
+  allowed = analysis.SUBOPTIMAL + ('expert',)
+  bad = sorted(set(_DATASETS.value) - set(allowed))
+  if bad:
+    raise config_lib.RunConfigError(
+        f'--datasets: unknown {", ".join(bad)}; choose from '
+        f'{", ".join(allowed)}')
+  for method in _METHODS.value:
+    try:
+      analysis.method_alpha(method)
+    except ValueError as error:
+      raise config_lib.RunConfigError(f'--methods: {error}') from None
   runs = []
   for seed in (int(s) for s in _SEEDS.value):
     for task in tasks:
@@ -92,7 +97,8 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
 
 def _config(run: Dict[str, Any], suite: Dict[str, Any]
             ) -> config_lib.RunConfig:
-  overrides = {'alpha': 1.0} if run['method'] == 'bc' else {}
+  alpha = analysis.method_alpha(run['method'])
+  overrides = {} if alpha is None else {'alpha': alpha}
   return config_lib.RunConfig(
       mode='offline', task=run['task'],
       run_dir=os.path.join(_WORK_DIR.value, run['name']),

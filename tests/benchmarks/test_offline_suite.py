@@ -47,16 +47,40 @@ def test_summary_and_aims():
   records = [_record('medium', 'pac', 0, 50), _record('medium', 'pac', 1, 70),
              _record('medium', 'bc', 0, 40), _record('medium', 'bc', 1, 40),
              _record('random', 'pac', 0, 30), _record('random', 'bc', 0, 10),
-             _record('expert', 'pac', 0, 90), _record('expert', 'bc', 0, 97)]
+             _record('expert', 'pac', 0, 90), _record('expert', 'bc', 0, 97),
+             _record('expert', 'pac_alpha0.75', 0, 95),
+             _record('random', 'pac_alpha0.75', 0, 20)]
   summary = analysis.summarise(records)
-  medium = summary['normalized_return']['t']['medium']
-  assert medium['pac'] == {'mean': 60.0, 'std': 10.0, 'best_mean': 61.0,
-                           'seeds': 2}
-  # Sub-optimal means: PAC (60 + 30) / 2 = 45, BC (40 + 10) / 2 = 25.
+  table = summary['normalized_return']['t']
+  assert table['medium']['pac'] == {'mean': 60.0, 'std': 10.0,
+                                    'best_mean': 61.0, 'seeds': 2}
+  # alpha-PAC takes the better PAC alpha per dataset, and says which.
+  assert table['expert']['alpha_pac'] == {
+      'mean': 95.0, 'std': 0.0, 'best_mean': 96.0, 'seeds': 1,
+      'method': 'pac_alpha0.75', 'tried': ['pac', 'pac_alpha0.75']}
+  assert table['random']['alpha_pac']['method'] == 'pac'
+  assert table['medium']['alpha_pac']['tried'] == ['pac']
+  # Sub-optimal means: PAC (60 + 30) / 2 = 45, BC (40 + 10) / 2 = 25;
+  # on expert data alpha-PAC is 95, PAC 90, BC 97.
   assert summary['aims'] == {'suboptimal_pac_minus_bc': 20.0,
                              'pac_10_above_bc_on_suboptimal': True,
                              'expert_pac_minus_bc': -7.0,
-                             'pac_within_5_of_bc_on_expert': False}
+                             'pac_within_5_of_bc_on_expert': False,
+                             'suboptimal_alpha_pac_minus_bc': 20.0,
+                             'alpha_pac_10_above_bc_on_suboptimal': True,
+                             'expert_alpha_pac_minus_bc': -2.0,
+                             'alpha_pac_within_5_of_bc_on_expert': True}
+
+
+def test_a_methods_bc_weight_is_in_its_name():
+  assert analysis.method_alpha('pac') is None
+  assert analysis.method_alpha('d4pg') is None
+  assert analysis.method_alpha('bc') == 1.0
+  assert analysis.method_alpha('pac_alpha0.75') == 0.75
+  assert analysis.method_alpha('pac_alpha0') == 0.0
+  for bad in ('pac_alpha1.5', 'pac_alpha', 'pac_alphax', 'cql'):
+    with pytest.raises(ValueError, match=f'unknown {bad}; choose from'):
+      analysis.method_alpha(bad)
 
 
 def _sweep(tmp_path, *extra):
@@ -77,6 +101,9 @@ def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
       {'cartpole_swingup': dict(CONSTANTS, datasets={})}))
   result = _sweep(tmp_path, '--datasets=medium,great')
   assert result.returncode == 2 and 'unknown great' in result.stdout
+  result = _sweep(tmp_path, '--methods=pac,pac_alpha2')
+  assert result.returncode == 2
+  assert '--methods: unknown pac_alpha2' in result.stdout
   result = _sweep(tmp_path, '--tasks=walker_walk')
   assert result.returncode == 2 and 'walker_walk not in' in result.stdout
   assert 'Traceback' not in result.stdout
@@ -86,7 +113,7 @@ def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
 def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
                     workers=1, log=lambda line: None)
-  command = ('--datasets=medium', '--methods=bc,d4pg', '--steps=16',
+  command = ('--datasets=medium', '--methods=pac_alpha0.5,d4pg', '--steps=16',
              '--eval_episodes=1')
   # What an interrupted peer run left: it starts again from scratch.
   peer_dir = tmp_path / 'runs' / analysis.run_name(
@@ -98,13 +125,18 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert result.returncode == 0, result.stdout[-3000:]
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     results = json.load(f)
-  bc, d4pg = results['records']
+  pac, d4pg = results['records']
   assert [(r['task'], r['dataset'], r['method'], r['seed'],
-           r['learner_steps']) for r in (bc, d4pg)] == [
-               ('cartpole_swingup', 'medium', 'bc', 0, 16),
+           r['learner_steps']) for r in (pac, d4pg)] == [
+               ('cartpole_swingup', 'medium', 'pac_alpha0.5', 0, 16),
                ('cartpole_swingup', 'medium', 'd4pg', 0, 16)]
+  # PAC trained at the BC weight its name gives.
+  with open(tmp_path / 'runs' / analysis.run_name(
+      'pac_alpha0.5', 'cartpole_swingup', 'medium', 16, 0) /
+            'config.json') as f:
+    assert json.load(f)['agent.alpha'] == 0.5
   suite = build_suite.read_suite(str(tmp_path / 'suite'))['cartpole_swingup']
-  for record in (bc, d4pg):
+  for record in (pac, d4pg):
     assert record['normalized_return'] == analysis.normalized(
         record['return'], suite)
   # The peer evaluated at every third of its steps, as the program does.
@@ -119,10 +151,12 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
   assert '[d4pg]' not in rerun.stdout
   # A report over more than was run trains nothing and names what is missing.
-  report = _sweep(tmp_path, '--datasets=medium,expert', '--methods=bc',
+  report = _sweep(tmp_path, '--datasets=medium,expert',
+                  '--methods=pac_alpha0.5',
                   '--steps=16', '--eval_episodes=1', '--report_only')
   assert report.returncode == 0 and '[run]' not in report.stdout
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     reported = json.load(f)
-  assert reported['records'] == [bc]
-  assert reported['missing'] == ['bc_cartpole_swingup_expert_16steps_seed0']
+  assert reported['records'] == [pac]
+  assert reported['missing'] == [
+      'pac_alpha0.5_cartpole_swingup_expert_16steps_seed0']
