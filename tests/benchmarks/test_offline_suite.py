@@ -60,16 +60,24 @@ def test_summary_and_aims():
       'method': 'pac_alpha0.75', 'tried': ['pac', 'pac_alpha0.75']}
   assert table['random']['alpha_pac']['method'] == 'pac'
   assert table['medium']['alpha_pac']['tried'] == ['pac']
-  # Sub-optimal means: PAC (60 + 30) / 2 = 45, BC (40 + 10) / 2 = 25;
-  # on expert data alpha-PAC is 95, PAC 90, BC 97.
-  assert summary['aims'] == {'suboptimal_pac_minus_bc': 20.0,
-                             'pac_10_above_bc_on_suboptimal': True,
-                             'expert_pac_minus_bc': -7.0,
-                             'pac_within_5_of_bc_on_expert': False,
-                             'suboptimal_alpha_pac_minus_bc': 20.0,
-                             'alpha_pac_10_above_bc_on_suboptimal': True,
-                             'expert_alpha_pac_minus_bc': -2.0,
-                             'alpha_pac_within_5_of_bc_on_expert': True}
+  # Sub-optimal gaps to BC: PAC 60 - 40 and 30 - 10, alpha-PAC the same
+  # (PAC is its choice on both), alpha 0.75 20 - 10 on the one cell it has;
+  # on expert data alpha 0.75 (alpha-PAC's choice) is 95, PAC 90, BC 97.
+  assert summary['aims'] == {
+      'suboptimal_pac_minus_bc': 20.0, 'suboptimal_pac_cells': 2,
+      'pac_10_above_bc_on_suboptimal': True,
+      'expert_pac_minus_bc': -7.0, 'expert_pac_cells': 1,
+      'pac_within_5_of_bc_on_expert': False,
+      'suboptimal_alpha_pac_minus_bc': 20.0, 'suboptimal_alpha_pac_cells': 2,
+      'alpha_pac_10_above_bc_on_suboptimal': True,
+      'expert_alpha_pac_minus_bc': -2.0, 'expert_alpha_pac_cells': 1,
+      'alpha_pac_within_5_of_bc_on_expert': True,
+      'suboptimal_pac_alpha0.75_minus_bc': 10.0,
+      'suboptimal_pac_alpha0.75_cells': 1,
+      'pac_alpha0.75_10_above_bc_on_suboptimal': True,
+      'expert_pac_alpha0.75_minus_bc': -2.0,
+      'expert_pac_alpha0.75_cells': 1,
+      'pac_alpha0.75_within_5_of_bc_on_expert': True}
 
 
 def test_a_methods_bc_weight_is_in_its_name():
