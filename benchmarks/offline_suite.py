@@ -23,8 +23,9 @@ rerun skips it; an interrupted run resumes from its checkpoints (under
 --work_dir). --report_only trains nothing and reports what is recorded (so
 sweeps over different --tasks may run side by side, then one report).
 Writes `<results_dir>/offline_suite.json` (records `{task, dataset, method,
-seed, normalized_return, return, learner_steps, ...}`, the summary and aims,
-what is missing) and `offline_suite.png`.
+seed, normalized_return, return, learner_steps, ...}`, with the learner's
+last BC loss, policy entropy and weights' ESS where the run's directory is
+here; the summary and aims, what is missing) and `offline_suite.png`.
 """
 
 import json
@@ -140,6 +141,13 @@ def _sweep():
   records, missing, monitor = common.resumable(
       'offline_suite', runs, lambda run: _run_one(run, suite, configs),
       run_missing=not _REPORT_ONLY.value)
+  for record in records:
+    metrics = analysis.final_learner_metrics(os.path.join(
+        _WORK_DIR.value, analysis.run_name(
+            record['method'], record['task'], record['dataset'],
+            _STEPS.value, record['seed'])))
+    if metrics:
+      record['final_learner'] = metrics
   summary = analysis.summarise(records)
   results = {'records': records, 'missing': missing, **summary,
              'constants': {task: {k: suite[task][k] for k in

@@ -4,7 +4,9 @@ No flags here, so that tests and notebooks can import it beside the other
 benchmarks.
 """
 
+import csv
 import json
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -94,6 +96,28 @@ def run_records(run: Dict[str, Any], eval_path: str,
                                                 constants),
            'best_return': best['return_mean'],
            'run_wall_s': round(seconds, 1)}]
+
+
+# The learner's last logged metrics a record carries when its run directory
+# is there: how closely the policy fits the data (its BC loss), how broad it
+# is, and how far the critic's weights over the M sampled actions are from
+# uniform (effective sample size / M: 1 = the RL term reweights nothing).
+LEARNER_METRICS = {'bc_nll': 'loss/bc', 'policy_entropy': 'policy/entropy',
+                   'weights_ess': 'policy/weights_ess', 'q_mean': 'q/mean'}
+
+
+def final_learner_metrics(run_dir: str) -> Optional[Dict[str, float]]:
+  """LEARNER_METRICS from the last row of a PAC run's learner log, or None
+  (no log: a D4PG run, or a run trained elsewhere)."""
+  path = os.path.join(run_dir, 'logs', 'learner', 'logs.csv')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    return None
+  return {name: round(float(rows[-1][key]), 4)
+          for name, key in LEARNER_METRICS.items()}
 
 
 def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:

@@ -38,6 +38,18 @@ def test_a_runs_record_has_its_last_and_best_evaluation(tmp_path):
                     'run_wall_s': 12.3}
 
 
+def test_the_learners_last_metrics_come_from_its_log(tmp_path):
+  assert analysis.final_learner_metrics(str(tmp_path)) is None
+  log = tmp_path / 'logs' / 'learner'
+  log.mkdir(parents=True)
+  (log / 'logs.csv').write_text(
+      'learner_steps,loss/bc,policy/entropy,policy/weights_ess,q/mean\n'
+      '8,3.0,2.5,0.5,10.0\n16,2.0,1.5,0.75,12.0\n')
+  assert analysis.final_learner_metrics(str(tmp_path)) == {
+      'bc_nll': 2.0, 'policy_entropy': 1.5, 'weights_ess': 0.75,
+      'q_mean': 12.0}
+
+
 def _record(dataset, method, seed, score):
   return {'task': 't', 'dataset': dataset, 'method': method, 'seed': seed,
           'normalized_return': score, 'best_normalized_return': score + 1}
@@ -143,6 +155,9 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
       'pac_alpha0.5', 'cartpole_swingup', 'medium', 16, 0) /
             'config.json') as f:
     assert json.load(f)['agent.alpha'] == 0.5
+  # The report carries PAC's last learner metrics (D4PG logs its own).
+  assert set(pac['final_learner']) == set(analysis.LEARNER_METRICS)
+  assert 'final_learner' not in d4pg
   suite = build_suite.read_suite(str(tmp_path / 'suite'))['cartpole_swingup']
   for record in (pac, d4pg):
     assert record['normalized_return'] == analysis.normalized(
