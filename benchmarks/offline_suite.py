@@ -2,14 +2,14 @@ r"""PAC vs BC (and Acme's offline D4PG) on every dataset of the suite.
 
   .venv/bin/python -m benchmarks.offline_suite --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium,expert] [--seeds=0,1,2]
-      [--methods=pac,bc,d4pg,pac_alpha0.75] [--steps=10000]
+      [--methods=pac,bc,d4pg,pac_alpha0.5,pac_alpha0.75] [--steps=10000]
 
 For each task of the suite (`environments.build_suite`), each dataset kind
 and each seed, it trains offline with Launchpad's `local_mp` and the main
 job's agent settings (`launchers.main_job.agent_config`): `pac` (the
-defaults), `bc` (the same model, data and steps with alpha = 1) and, if
-asked for, `pac_alpha<x>` (the defaults at BC weight x: the summary's
-alpha-PAC row takes the best PAC alpha per dataset); and the
+defaults: alpha 0.25), `bc` (the same model, data and steps with alpha =
+1) and `pac_alpha0.5`, `pac_alpha0.75` (the defaults at another BC weight;
+the summary's alpha-PAC row takes the best PAC alpha per dataset); and the
 peer `d4pg`: Acme's own D4PG learner on the same transitions for the same
 steps (`benchmarks.offline_d4pg`, in a process of its own; an interrupted
 one starts again). Every run evaluates at every third of
@@ -52,7 +52,9 @@ _TASKS = flags.DEFINE_list('tasks', [], 'Tasks (default: every task the '
                            'suite has datasets for).')
 _DATASETS = flags.DEFINE_list('datasets', list(
     analysis.SUBOPTIMAL) + ['expert'], 'Dataset kinds.')
-_METHODS = flags.DEFINE_list('methods', list(analysis.METHODS), 'Methods.')
+_METHODS = flags.DEFINE_list(
+    'methods', list(analysis.METHODS + analysis.ALPHA_VARIANTS),
+    'Methods: pac, bc, d4pg, pac_alpha<x> (PAC at BC weight x).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds.')
 _STEPS = flags.DEFINE_integer('steps', 10_000, 'Learner steps of every run.')
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
