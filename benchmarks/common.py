@@ -81,9 +81,10 @@ def write_results(name: str, results: Dict[str, object],
                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  load_average=monitor.summary())
   path = os.path.join(directory, f'{name}.json')
-  with open(path, 'w') as f:
+  with open(path + '.tmp', 'w') as f:
     json.dump(results, f, indent=1)
     f.write('\n')
+  os.replace(path + '.tmp', path)  # Whole or not at all (Ctrl-C).
   return path
 
 

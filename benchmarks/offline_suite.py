@@ -25,7 +25,8 @@ sweeps over different --tasks may run side by side, then one report).
 Writes `<results_dir>/offline_suite.json` (records `{task, dataset, method,
 seed, normalized_return, return, learner_steps, ...}`, with the learner's
 last BC loss, policy entropy and weights' ESS where the run's directory is
-here; the summary and aims, what is missing) and `offline_suite.png`.
+here; the summary and aims, what is missing), `offline_suite.md` (the
+table) and `offline_suite.png`.
 """
 
 import json
@@ -159,6 +160,10 @@ def _sweep():
                           'seeds': _SEEDS.value, 'steps': _STEPS.value,
                           'eval_episodes': _EVAL_EPISODES.value}}
   written = common.write_results('offline_suite', results, monitor)
+  table_path = os.path.join(common.RESULTS_DIR.value, 'offline_suite.md')
+  with open(table_path + '.tmp', 'w') as f:
+    f.write(analysis.markdown_table(summary))
+  os.replace(table_path + '.tmp', table_path)
   analysis.plot(summary,
                 os.path.join(common.RESULTS_DIR.value, 'offline_suite.png'),
                 f'{" vs ".join(_METHODS.value)}, {_STEPS.value} learner '

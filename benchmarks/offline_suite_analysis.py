@@ -178,6 +178,38 @@ def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:
   return {'normalized_return': table, 'aims': aims}
 
 
+def markdown_table(summary: Dict[str, Any]) -> str:
+  """The summary as a README table: last normalised return, mean ± std over
+  seeds (best evaluation's mean in brackets), one column per method that
+  has a cell; alpha-PAC's cell names its choice in square brackets."""
+  table = summary['normalized_return']
+  present = {m for t in table for cells in table[t].values() for m in cells}
+  variants = sorted(m for m in present if m.startswith(ALPHA_PREFIX))
+  columns = [m for m in ['pac'] + variants + [ALPHA_PAC, 'bc', PEER]
+             if m in present]
+  lines = ['| task | dataset | ' + ' | '.join(columns) + ' |',
+           '|---|---|' + '---:|' * len(columns)]
+  for task in sorted(table):
+    for dataset in SUBOPTIMAL + ('expert',):
+      if dataset not in table[task]:
+        continue
+      cells = []
+      for method in columns:
+        cell = table[task][dataset].get(method)
+        if cell is None:
+          cells.append('')
+          continue
+        text = f'{cell["mean"]:.1f}'
+        if cell['seeds'] > 1:
+          text += f' ± {cell["std"]:.1f}'
+        text += f' ({cell["best_mean"]:.1f})'
+        if method == ALPHA_PAC:
+          text += f' [{cell["method"].replace(ALPHA_PREFIX, "alpha ")}]'
+        cells.append(text)
+      lines.append(f'| {task} | {dataset} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def plot(summary: Dict[str, Any], path: str, title: str) -> None:
   """Bars of the last normalised return (mean ± std over seeds), one group
   per task/dataset, one bar per method (PAC, alpha-PAC, BC, the peer)."""

@@ -92,6 +92,20 @@ def test_summary_and_aims():
       'pac_alpha0.75_within_5_of_bc_on_expert': True}
 
 
+def test_the_table_has_a_column_per_method_and_alpha_pacs_choice():
+  records = [_record('medium', 'pac', 0, 50), _record('medium', 'pac', 1, 70),
+             _record('medium', 'bc', 0, 40), _record('expert', 'bc', 0, 97),
+             _record('expert', 'pac', 0, 90),
+             _record('expert', 'pac_alpha0.75', 0, 95)]
+  assert analysis.markdown_table(analysis.summarise(records)).splitlines() == [
+      '| task | dataset | pac | pac_alpha0.75 | alpha_pac | bc |',
+      '|---|---|---:|---:|---:|---:|',
+      '| t | medium | 60.0 ± 10.0 (61.0) |  | 60.0 ± 10.0 (61.0) [pac] | '
+      '40.0 (41.0) |',
+      '| t | expert | 90.0 (91.0) | 95.0 (96.0) | 95.0 (96.0) [alpha 0.75] | '
+      '97.0 (98.0) |']
+
+
 def test_a_methods_bc_weight_is_in_its_name():
   assert analysis.method_alpha('pac') is None
   assert analysis.method_alpha('d4pg') is None
@@ -170,6 +184,8 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert results['constants']['cartpole_swingup']['expert_return'] == (
       suite['expert_return'])
   assert (tmp_path / 'results' / 'offline_suite.png').stat().st_size > 0
+  table = (tmp_path / 'results' / 'offline_suite.md').read_text()
+  assert '| cartpole_swingup | medium |' in table
   rerun = _sweep(tmp_path, *command)
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
   assert '[d4pg]' not in rerun.stdout
