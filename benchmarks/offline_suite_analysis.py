@@ -218,7 +218,7 @@ def plot(summary: Dict[str, Any], path: str, title: str) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   table = summary['normalized_return']
   groups = [(task, dataset) for task in sorted(table)
-            for dataset in sorted(table[task])]
+            for dataset in SUBOPTIMAL + ('expert',) if dataset in table[task]]
   methods = [m for m in ('pac', ALPHA_PAC, 'bc', PEER)
              if any(m in table[t][d] for t, d in groups)]
   fig, axis = plt.subplots(figsize=(2.5 + 1.1 * len(groups), 4))
