@@ -81,11 +81,15 @@ def write_results(name: str, results: Dict[str, object],
                  date=datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  load_average=monitor.summary())
   path = os.path.join(directory, f'{name}.json')
-  with open(path + '.tmp', 'w') as f:
-    json.dump(results, f, indent=1)
-    f.write('\n')
-  os.replace(path + '.tmp', path)  # Whole or not at all (Ctrl-C).
+  write_whole(path, json.dumps(results, indent=1) + '\n')
   return path
+
+
+def write_whole(path: str, text: str) -> None:
+  """Writes `path` whole or not at all (a Ctrl-C leaves the old file)."""
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
 
 
 def bar_panels(panels: Sequence[Tuple[str, str, Dict[str, float]]],
@@ -169,10 +173,7 @@ def resumable(sweep: str, runs: Sequence[Dict[str, Any]],
     if os.path.exists(path) or not run_missing:
       continue
     print(f'[{sweep}] {run["name"]}', flush=True)
-    records = run_one(run)
-    with open(path + '.tmp', 'w') as f:
-      json.dump(records, f, indent=1)
-    os.replace(path + '.tmp', path)
+    write_whole(path, json.dumps(run_one(run), indent=1))
     monitor.mark(run['name'])
   records, missing = [], []
   for run in runs:

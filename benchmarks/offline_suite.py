@@ -51,8 +51,8 @@ _SUITE_DIR = flags.DEFINE_string('suite_dir', 'data/suite',
                                  'build_suite).')
 _TASKS = flags.DEFINE_list('tasks', [], 'Tasks (default: every task the '
                            'suite has datasets for).')
-_DATASETS = flags.DEFINE_list('datasets', list(
-    analysis.SUBOPTIMAL) + ['expert'], 'Dataset kinds.')
+_DATASETS = flags.DEFINE_list('datasets', list(analysis.DATASETS),
+                              'Dataset kinds.')
 _METHODS = flags.DEFINE_list(
     'methods', list(analysis.METHODS + analysis.ALPHA_VARIANTS),
     'Methods: pac, bc, d4pg, pac_alpha<x> (PAC at BC weight x).')
@@ -76,12 +76,11 @@ def _suite() -> Tuple[Dict[str, Any], List[str]]:
 
 
 def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
-  allowed = analysis.SUBOPTIMAL + ('expert',)
-  bad = sorted(set(_DATASETS.value) - set(allowed))
+  bad = sorted(set(_DATASETS.value) - set(analysis.DATASETS))
   if bad:
     raise config_lib.RunConfigError(
         f'--datasets: unknown {", ".join(bad)}; choose from '
-        f'{", ".join(allowed)}')
+        f'{", ".join(analysis.DATASETS)}')
   for method in _METHODS.value:
     try:
       analysis.method_alpha(method)
@@ -160,10 +159,9 @@ def _sweep():
                           'seeds': _SEEDS.value, 'steps': _STEPS.value,
                           'eval_episodes': _EVAL_EPISODES.value}}
   written = common.write_results('offline_suite', results, monitor)
-  table_path = os.path.join(common.RESULTS_DIR.value, 'offline_suite.md')
-  with open(table_path + '.tmp', 'w') as f:
-    f.write(analysis.markdown_table(summary))
-  os.replace(table_path + '.tmp', table_path)
+  common.write_whole(
+      os.path.join(common.RESULTS_DIR.value, 'offline_suite.md'),
+      analysis.markdown_table(summary))
   analysis.plot(summary,
                 os.path.join(common.RESULTS_DIR.value, 'offline_suite.png'),
                 f'{" vs ".join(_METHODS.value)}, {_STEPS.value} learner '

@@ -24,6 +24,8 @@ ALPHA_PAC = 'alpha_pac'
 ALPHA_VARIANTS = ('pac_alpha0.5', 'pac_alpha0.75')
 # The datasets whose behaviour is below expert (the aim's average).
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
+# Every dataset kind of the suite, in the order tables and plots show them.
+DATASETS = SUBOPTIMAL + ('expert',)
 
 
 def read_complete_suite(suite_dir: str, tasks: List[str]
@@ -190,7 +192,7 @@ def markdown_table(summary: Dict[str, Any]) -> str:
   lines = ['| task | dataset | ' + ' | '.join(columns) + ' |',
            '|---|---|' + '---:|' * len(columns)]
   for task in sorted(table):
-    for dataset in SUBOPTIMAL + ('expert',):
+    for dataset in DATASETS:
       if dataset not in table[task]:
         continue
       cells = []
@@ -218,7 +220,7 @@ def plot(summary: Dict[str, Any], path: str, title: str) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   table = summary['normalized_return']
   groups = [(task, dataset) for task in sorted(table)
-            for dataset in SUBOPTIMAL + ('expert',) if dataset in table[task]]
+            for dataset in DATASETS if dataset in table[task]]
   methods = [m for m in ('pac', ALPHA_PAC, 'bc', PEER)
              if any(m in table[t][d] for t, d in groups)]
   fig, axis = plt.subplots(figsize=(2.5 + 1.1 * len(groups), 4))
