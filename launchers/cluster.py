@@ -328,7 +328,9 @@ def launch(config: config_lib.RunConfig, options: Options) -> None:
   if os.path.exists(config.path(nodes.FINISHED_FILE)):
     return
   if received:
-    raise launching.Interrupted(received[0], config.run_dir)
+    unclean = [entry for host in hosts for entry in
+               _read_result(config.run_dir, host.name).get('unclean', [])]
+    raise launching.Interrupted(received[0], config.run_dir, unclean)
   raise launching.NodeFailed(
       failure or 'every host ended before the run finished', config.run_dir)
 

@@ -68,6 +68,8 @@ def run(manifest: dict) -> int:
   finally:
     done.set()
   result = {'failed': manager.failed, 'gave_up': manager.gave_up,
+            'unclean': [f'{entry} on host {manifest["host"]}'
+                        for entry in manager.unclean],
             'time': time.strftime('%Y-%m-%d %H:%M:%S')}
   path = result_path(manifest['run_dir'], manifest['host'])
   with open(path + '.tmp', 'w') as f:

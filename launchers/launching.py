@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from acme import specs
 
@@ -83,7 +83,7 @@ def launch(config: config_lib.RunConfig, launch_type: str = 'local_mp',
     raise NodeFailed(manager.gave_up, config.run_dir)
   # The controller stops a finished run with SIGTERM too; it leaves a mark.
   if received and not os.path.exists(config.path(nodes.FINISHED_FILE)):
-    raise Interrupted(received[0], config.run_dir)
+    raise Interrupted(received[0], config.run_dir, manager.unclean)
 
 
 def clear_previous(config: config_lib.RunConfig) -> None:
@@ -122,15 +122,23 @@ def _launch_supervised(program, resources, log_dir: str,
 
 
 class Interrupted(Exception):
-  """The run was stopped by a signal; every node checkpointed on its way."""
+  """The run was stopped by a signal; each node checkpointed on its way,
+  except the `unclean` ones (see `supervision.Supervisor.unclean`)."""
 
-  def __init__(self, signum: int, run_dir: str):
+  def __init__(self, signum: int, run_dir: str,
+               unclean: Sequence[str] = ()):
     self.signum = signum
     self.exit_status = 128 + signum  # 130 for SIGINT, 143 for SIGTERM.
+    if unclean:
+      what = (f'{", ".join(unclean)} did not stop cleanly within '
+              f'{supervision.STOP_NOTICE_S} s, so its last steps since its '
+              'last checkpoint are lost (node output in '
+              f'{os.path.join(run_dir, "logs", "nodes")})')
+    else:
+      what = 'every node checkpointed'
     super().__init__(
-        f'[run] stopped by {signal.Signals(signum).name}; every node '
-        f'checkpointed. Rerun the same command to resume (run directory '
-        f'{run_dir}).')
+        f'[run] stopped by {signal.Signals(signum).name}; {what}. Rerun the '
+        f'same command to resume (run directory {run_dir}).')
 
 
 class NodeFailed(Exception):

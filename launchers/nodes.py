@@ -56,7 +56,9 @@ FINISHED_FILE = 'finished'
 # replay and counter nodes serve until then (at most REPLAY_GRACE_S after a
 # stop).
 LEARNER_STOPPED_FILE = os.path.join('checkpoints', 'learner_stopped.json')
-REPLAY_GRACE_S = 7.0  # Launchpad kills every node 10 s after a stop.
+# The learner's share of the stop notice; the replay server's final checkpoint
+# gets the rest.
+REPLAY_GRACE_S = supervision.STOP_NOTICE_S - 10.
 
 # Acme's checkpointer re-traces a tf.function on every save; TF warns each time.
 tf.get_logger().setLevel('ERROR')

@@ -16,6 +16,11 @@ ones their state, restarts and deaths (with times); each death is also a line
 in `<run_dir>/status.log`. The controller reads the file to skip nodes that
 are gone. On a cluster each host's supervisor writes `workers.<host>.json`
 (launchers/cluster_host.py); `read_workers` reads them all.
+
+At a stop (Ctrl-C, SIGTERM, the run's end) every node gets `STOP_NOTICE_S`
+to take its last step and checkpoint before it is killed; `unclean` names the
+nodes that did not end cleanly within it, so a stopped run never claims a
+checkpoint it did not take.
 """
 
 import collections
@@ -32,6 +37,14 @@ from launchpad.launch import worker_manager
 # Node groups whose processes are restarted when they die.
 RESTARTABLE = ('actor', 'evaluator')
 WORKERS_FILE = 'workers.json'
+# Seconds from a stop until nodes still running are killed. Launchpad's
+# default (10 s) is too short for a learner on a loaded machine to finish its
+# step and save, and for the replay server to checkpoint after it.
+STOP_NOTICE_S = 30
+# Node processes count down the same notice (each also kills itself at its
+# end): the flag, for Launchpad's process entry. (Not by `PythonProcess.args`,
+# whose flag handling fails on a flag the launcher defines too.)
+NODE_ARGV = [f'--lp_termination_notice_secs={STOP_NOTICE_S}']
 
 
 class Supervisor(worker_manager.WorkerManager):
@@ -46,10 +59,14 @@ class Supervisor(worker_manager.WorkerManager):
   """
 
   def __init__(self, log_dir: str, run_dir: str, max_restarts: int,
-               workers_file: str = WORKERS_FILE):
+               workers_file: str = WORKERS_FILE,
+               stop_notice_s: int = STOP_NOTICE_S):
     # A dead node's neighbours, blocked on it, are killed when Launchpad's
     # stop notice ends; the launcher stays to say what happened.
     super().__init__(kill_main_thread=False)
+    # Launchpad gives the notice only to a process's first manager (a second
+    # launch in one process, e.g. the main job's finetune phase, got none).
+    self._termination_notice_secs = stop_notice_s
     self._log_dir = log_dir
     self._run_dir = run_dir
     self._max_restarts = max_restarts
@@ -59,6 +76,9 @@ class Supervisor(worker_manager.WorkerManager):
     self._workers = {}  # label -> its record in workers.json.
     self.gave_up: Optional[str] = None  # Why the supervisor stopped the run.
     self.failed: List[str] = []  # Nodes whose death stopped the run.
+    # Nodes that, after the stop began, exited non-zero or were killed at the
+    # notice's end: their last checkpoint may be missing.
+    self.unclean: List[str] = []
     self._hidden = {}  # Restartable nodes, during Launchpad's check.
 
   def start(self, label: str, command: List[str], env: Dict[str, str]):
@@ -94,6 +114,7 @@ class Supervisor(worker_manager.WorkerManager):
         continue
       if code == 0 or stopping:
         self._active_workers[label] = []  # Ended (or stopped with the run).
+        self._note_if_unclean(label, code)
       else:
         self._on_death(label, code)
     if not stopping:
@@ -108,13 +129,23 @@ class Supervisor(worker_manager.WorkerManager):
       self._hidden = {}
     if self._first_failure and not self._stop_counter:
       self._stop()  # Launchpad's check skips this when only they are left.
-    if not stopping:  # A death Launchpad's check saw: name it.
-      for label, process in self.processes.items():
-        if (_group(label) not in RESTARTABLE and
-            process.poll() not in (None, 0) and
-            self._workers[label]['state'] != 'gone'):
-          self._workers[label]['state'] = 'gone'
+    for label, process in self.processes.items():
+      if (_group(label) not in RESTARTABLE and
+          process.poll() not in (None, 0) and
+          self._workers[label]['state'] != 'gone'):
+        self._workers[label]['state'] = 'gone'
+        if stopping:
+          self._note_if_unclean(label, process.returncode)
+        else:  # A death Launchpad's check saw: name it.
           self.failed.append(f'{label} ({_describe_exit(process.returncode)})')
+
+  def _note_if_unclean(self, label: str, code: int):
+    """Notes a node that failed (exit > 0) or was killed (SIGKILL) after
+    the stop began. A node that stopped ends 0, or by SIGTERM or SIGALRM:
+    Launchpad's once its handlers are gone, so not a failure."""
+    entry = f'{label} ({_describe_exit(code)})'
+    if (code > 0 or code == -signal.SIGKILL) and entry not in self.unclean:
+      self.unclean.append(entry)
 
   def _disable_alarm(self):
     """Launchpad's, unless restartable nodes (hidden from its check) still
@@ -214,7 +245,7 @@ def launcher(log_dir: str, run_dir: str, max_restarts: int,
       if titles[label]:
         label = f'{label}_{titles[label]}'
       titles[command.title] += 1
-      manager.start(label, command.command_as_list,
+      manager.start(label, command.command_as_list + NODE_ARGV,
                     {**os.environ, **command.env_overrides})
     manager.write_workers()
     return manager

@@ -107,6 +107,46 @@ def test_a_dead_learner_is_not_restarted_and_fails_the_run(tmp_path):
   assert manager.failed == ['learner/0 (killed by SIGKILL)']
 
 
+# A node that stops on SIGTERM (as Launchpad's do) or ignores it (a node stuck
+# in its last step); each marks that its handler is set.
+_STOPPING = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+open(sys.argv[1], 'w').close()
+time.sleep(120)
+"""
+_STUCK = _STOPPING.replace('lambda *_: sys.exit(0)', 'signal.SIG_IGN')
+# Ends by the signal itself: what a Launchpad node whose handlers are gone
+# does on a later SIGTERM, after it stopped.
+_ENDED = _STOPPING.replace('lambda *_: sys.exit(0)', 'signal.SIG_DFL')
+_FAILING = _STOPPING.replace('sys.exit(0)', 'sys.exit(1)')  # Fails to stop.
+
+
+def test_nodes_that_outlive_the_stop_notice_are_killed_and_named(tmp_path):
+  manager = supervision.Supervisor(str(tmp_path / 'logs'), str(tmp_path),
+                                   max_restarts=3, stop_notice_s=2)
+  nodes = (('learner/0', _STUCK), ('replay/0', _STOPPING),
+           ('counter/0', _ENDED), ('controller/0', _FAILING),
+           ('actor/0', _STUCK), ('actor/1', _STOPPING), ('actor/2', _ENDED))
+  for label, script in nodes:
+    manager.start(label, [sys.executable, '-c', script,
+                          str(tmp_path / label.replace('/', '_'))],
+                  dict(os.environ))
+  _wait_until(lambda: len(list(tmp_path.glob('*_*'))) == len(nodes))
+  stuck_actor = manager.processes['actor/0']
+  start = time.time()
+  with manager._mutex:  # pylint: disable=protected-access
+    manager._stop()  # pylint: disable=protected-access
+  manager.wait(raise_error=False)
+  assert 2 <= time.time() - start < 10  # Killed at the notice's end.
+  assert sorted(manager.unclean) == ['actor/0 (killed by SIGKILL)',
+                                     'controller/0 (exit 1)',
+                                     'learner/0 (killed by SIGKILL)']
+  assert manager.failed == [] and manager.gave_up is None
+  assert manager.processes['replay/0'].returncode == 0
+  assert manager.processes['actor/0'] is stuck_actor  # No restart at a stop.
+
+
 _SERVER = """
 import sys, time
 import courier
