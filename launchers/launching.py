@@ -129,11 +129,19 @@ class Interrupted(Exception):
                unclean: Sequence[str] = ()):
     self.signum = signum
     self.exit_status = 128 + signum  # 130 for SIGINT, 143 for SIGTERM.
-    if unclean:
+    logs_dir = os.path.join(run_dir, 'logs', 'nodes')
+    stateful = [entry for entry in unclean
+                if entry.split('/')[0] in supervision.STATEFUL]
+    if stateful:
       what = (f'{", ".join(unclean)} did not stop cleanly within '
-              f'{supervision.STOP_NOTICE_S} s, so its last steps since its '
-              'last checkpoint are lost (node output in '
-              f'{os.path.join(run_dir, "logs", "nodes")})')
+              f'{supervision.STOP_NOTICE_S} s: what {", ".join(stateful)} '
+              f'did since its last checkpoint is lost (node output in '
+              f'{logs_dir})')
+    elif unclean:
+      what = (f'the learner, replay and counter checkpointed; '
+              f'{", ".join(unclean)} did not stop within '
+              f'{supervision.STOP_NOTICE_S} s and were killed, losing at most '
+              f'an actor\'s open episodes (node output in {logs_dir})')
     else:
       what = 'every node checkpointed'
     super().__init__(

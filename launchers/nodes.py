@@ -222,8 +222,10 @@ class ReplayNode(lp.ReverbNode):
     lp.wait_for_stop()
     learner = _serve_until_learner_stopped(self._config)
     if learner and learner['offline_ready']:
-      _checkpoint_replay(server.localhost_client(), self._config,
-                         learner['step'])
+      # By its address: on a cluster host the server listens on the host's
+      # address only, where a localhost client would wait forever.
+      _checkpoint_replay(reverb.Client(self._address.resolve()),
+                         self._config, learner['step'])
     server.stop()
 
 
@@ -422,24 +424,42 @@ class LearnerNode(_Runner, core.VariableSource):
         {'step': self._learner.num_steps, 'offline_ready': self._offline_ready}))
 
 
-class _TrackedSource(core.VariableSource):
-  """A variable source that knows whether a fetch is in flight.
+class _StopActing(Exception):
+  """Raised inside an episode, or a parameter fetch, when the actor stops."""
 
-  Acme's variable client fetches in a background thread; a fetch still in
-  flight when the program stops would wait forever on the stopped learner.
-  The actor waits for it to come back before it reports itself stopped.
+
+class _TrackedSource(core.VariableSource):
+  """The learner as a variable source: the run's stop ends a fetch, and the
+  source knows whether one is in flight.
+
+  Acme's variable client fetches in a background thread, and once, before
+  the first episode, in the node's main thread; a fetch still waiting when
+  the learner stops would wait forever (a node stuck there is killed at the
+  end of the stop notice). Fetches go by Courier's futures and end with
+  `_StopActing` once `run_stop` (the node's `lp.stop_event()`) is set; the
+  actor waits for the one in flight to end before it reports itself stopped.
   """
 
-  def __init__(self, source: core.VariableSource):
+  def __init__(self, source: core.VariableSource,
+               run_stop: threading.Event):
     self._source = source
     self._in_flight = 0
     self._idle = threading.Condition()
+    self._run_stop = run_stop
+
+  def _fetch(self, names: List[str]):
+    future = self._source.futures.get_variables(names)
+    while not future.done():
+      if self._run_stop.wait(0.1):
+        future.cancel()
+        raise _StopActing()
+    return future.result()
 
   def get_variables(self, names: List[str]):
     with self._idle:
       self._in_flight += 1
     try:
-      return self._source.get_variables(names)
+      return self._fetch(names)
     finally:
       with self._idle:
         self._in_flight -= 1
@@ -448,10 +468,6 @@ class _TrackedSource(core.VariableSource):
   def wait_idle(self, timeout: float) -> bool:
     with self._idle:
       return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
-
-
-class _StopActing(Exception):
-  """Raised inside an episode when the controller stops the actor."""
 
 
 class _StopAware(wrappers.EnvironmentWrapper):
@@ -489,11 +505,16 @@ class ActorNode:
     self._config = run_config
     self._stop = threading.Event()
     self._stopped = threading.Event()
-    self._source = _TrackedSource(variable_source)
-    environment, actor = _make_acting(
-        run_config, seed, self._source,
-        replay_client=replay_client,
-        visit=run_config.actor_visit(actor_id))
+    self._source = _TrackedSource(variable_source, lp.stop_event())
+    self._loop = None
+    try:  # Fetches the first parameters.
+      environment, actor = _make_acting(
+          run_config, seed, self._source,
+          replay_client=replay_client,
+          visit=run_config.actor_visit(actor_id))
+    except _StopActing:  # The run stopped first: `run` returns at once.
+      self._stopped.set()
+      return
     spec = specs.make_environment_spec(environment)
     self._logger = logs.make_logger(run_config.run_dir, f'actor_{actor_id}',
                                     steps_key='actor_steps', time_delta=0)
@@ -522,6 +543,8 @@ class ActorNode:
     return self._stopped.wait(timeout=120) and self._source.wait_idle(120)
 
   def run(self):
+    if self._loop is None:  # Stopped before its first parameters.
+      return
     try:
       if self._config.mode == 'selfimprove':
         while not (self._stop.wait(0.5) or _stopping()):
@@ -655,11 +678,15 @@ class Controller:
     return [i for i in range(len(self._actors))
             if workers.get(f'actor/{i}', {}).get('state') != 'gone']
 
+  def _ask(self, node, method: str, *args):
+    """`node.method(*args)` by Courier, ended by the run's stop (`_Stopped`):
+    a plain call to a node that stopped meanwhile would wait forever."""
+    return _await(getattr(node.futures, method)(*args))
+
   def _evaluate(self, round_index: Optional[int] = None) -> dict:
-    steps = self._learner.num_steps()
-    result = _await(self._evaluator.futures.evaluate(
-        self._config.eval_episodes))
-    counts = self._counter.get_counts()
+    steps = self._ask(self._learner, 'num_steps')
+    result = self._ask(self._evaluator, 'evaluate', self._config.eval_episodes)
+    counts = self._ask(self._counter, 'get_counts')
     result.update(learner_steps=steps,
                   actor_steps=int(counts.get('actor_steps', 0)),
                   counter_learner_steps=int(counts.get('learner_steps', 0)),
@@ -695,13 +722,13 @@ class Controller:
     # The next multiple of eval_every_steps after the learner's current step:
     # a resumed or restored learner does not replay the evaluations it skipped.
     every = self._config.eval_every_steps
-    next_eval = (self._learner.num_steps() // every + 1) * every
+    next_eval = (self._ask(self._learner, 'num_steps') // every + 1) * every
     while not _stopping():
-      if self._learner.done():
-        if self._learner.num_steps() not in evaluated:
+      if self._ask(self._learner, 'done'):
+        if self._ask(self._learner, 'num_steps') not in evaluated:
           self._evaluate()
         return
-      if self._learner.num_steps() >= next_eval:
+      if self._ask(self._learner, 'num_steps') >= next_eval:
         self._evaluate()
         next_eval += self._config.eval_every_steps
       time.sleep(0.2)
@@ -716,8 +743,9 @@ class Controller:
       _status(config, f'[round {round_index}] collected {len(returns)} '
               f'episodes, behaviour return {np.mean(returns):.1f}')
       budget = round_index * config.steps_per_round
-      self._learner.set_step_budget(budget)
-      while self._learner.num_steps() < budget and not _stopping():
+      self._ask(self._learner, 'set_step_budget', budget)
+      while (self._ask(self._learner, 'num_steps') < budget and
+             not _stopping()):
         time.sleep(0.2)
       if _stopping():
         return

@@ -41,6 +41,9 @@ WORKERS_FILE = 'workers.json'
 # default (10 s) is too short for a learner on a loaded machine to finish its
 # step and save, and for the replay server to checkpoint after it.
 STOP_NOTICE_S = 30
+# Node groups whose checkpoints resume a run; any other node killed at a stop
+# loses at most an actor's open episodes.
+STATEFUL = ('learner', 'replay', 'counter')
 # Node processes count down the same notice (each also kills itself at its
 # end): the flag, for Launchpad's process entry. (Not by `PythonProcess.args`,
 # whose flag handling fails on a flag the launcher defines too.)

@@ -23,4 +23,17 @@ def test_a_stop_with_a_killed_node_names_it_and_claims_no_checkpoint():
   assert line.startswith(
       '[run] stopped by SIGTERM; learner/0 (killed by SIGKILL) did not stop '
       f'cleanly within {supervision.STOP_NOTICE_S} s')
+  assert 'what learner/0 (killed by SIGKILL) did since its last checkpoint ' \
+      'is lost' in line
   assert '/runs/a/logs/nodes' in line and 'Rerun the same command' in line
+
+
+def test_a_stop_that_killed_only_stateless_nodes_says_what_was_kept():
+  line = str(launching.Interrupted(signal.SIGINT, '/runs/a', [
+      'actor/0 (killed by SIGKILL) on host b', 'controller/0 (exit 1)']))
+  assert line.startswith(
+      '[run] stopped by SIGINT; the learner, replay and counter checkpointed; '
+      'actor/0 (killed by SIGKILL) on host b, controller/0 (exit 1) did not '
+      'stop within')
+  assert "losing at most an actor's open episodes" in line
+  assert 'every node checkpointed' not in line

@@ -1,10 +1,14 @@
 """Nodes of the PAC program, driven directly (no Launchpad program around)."""
 
+import concurrent.futures
 import os
 import shutil
+import threading
+import time
 
 import jax
 import numpy as np
+import pytest
 import reverb
 
 import environments
@@ -45,6 +49,35 @@ def test_evaluator_fetches_one_snapshot_per_evaluation(tmp_path):
   assert source.fetches == 2  # Fresh parameters for every evaluation...
   evaluator.evaluate(1)
   assert source.fetches == 3  # ...and none during its 1000-step episodes.
+
+
+class _CourierSource:
+  """A learner's Courier handle, as far as actors use it: `futures`."""
+
+  def __init__(self, future):
+    self.futures = self
+    self._future = future
+
+  def get_variables(self, names):
+    del names
+    return self._future
+
+
+def test_an_actors_parameter_fetch_returns_or_ends_at_the_stop():
+  answered = concurrent.futures.Future()
+  answered.set_result(['params'])
+  stop = threading.Event()
+  assert nodes._TrackedSource(_CourierSource(answered),  # pylint: disable=protected-access
+                              stop).get_variables(['policy']) == ['params']
+  # A learner that stopped never answers: the run's stop ends the wait.
+  source = nodes._TrackedSource(_CourierSource(concurrent.futures.Future()),  # pylint: disable=protected-access
+                                stop)
+  threading.Timer(0.3, stop.set).start()
+  start = time.time()
+  with pytest.raises(nodes._StopActing):  # pylint: disable=protected-access
+    source.get_variables(['policy'])
+  assert 0.3 <= time.time() - start < 5
+  assert source.wait_idle(0)  # No fetch in flight.
 
 
 def test_dataset_loader_fills_the_table_cold_then_warm(tmp_path,
