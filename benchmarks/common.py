@@ -134,10 +134,12 @@ def run_in_own_process(target: Callable[..., None], args: Tuple[Any, ...],
   process = multiprocessing.get_context('spawn').Process(target=target,
                                                          args=args)
   process.start()
-  try:
-    process.join()
-  except KeyboardInterrupt:  # The run got the Ctrl-C too; let it checkpoint.
-    process.join()
+  while True:
+    try:
+      process.join()
+      break
+    except KeyboardInterrupt:  # The run got the Ctrl-C too (a terminal
+      continue  # signals the group): it checkpoints and ends; wait for it.
   if process.exitcode:
     print(f'[{sweep}] stopped; rerun the same command to resume '
           f'({run_dir})', file=sys.stderr)
