@@ -724,13 +724,16 @@ class Controller:
     every = self._config.eval_every_steps
     next_eval = (self._ask(self._learner, 'num_steps') // every + 1) * every
     while not _stopping():
-      if self._ask(self._learner, 'done'):
-        if self._ask(self._learner, 'num_steps') not in evaluated:
+      # One reading a pass: the learner can reach its end between two, and
+      # its last step would be evaluated twice.
+      steps = self._ask(self._learner, 'num_steps')
+      if steps >= self._config.total_learner_steps:
+        if steps not in evaluated:
           self._evaluate()
         return
-      if self._ask(self._learner, 'num_steps') >= next_eval:
-        self._evaluate()
-        next_eval += self._config.eval_every_steps
+      if steps >= next_eval:
+        evaluated.add(self._evaluate()['learner_steps'])
+        next_eval += every
       time.sleep(0.2)
 
   def _run_rounds(self):

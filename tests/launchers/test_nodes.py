@@ -72,8 +72,8 @@ def test_an_actors_parameter_fetch_returns_or_ends_at_the_stop():
   # A learner that stopped never answers: the run's stop ends the wait.
   source = nodes._TrackedSource(_CourierSource(concurrent.futures.Future()),  # pylint: disable=protected-access
                                 stop)
-  threading.Timer(0.3, stop.set).start()
   start = time.time()
+  threading.Timer(0.3, stop.set).start()
   with pytest.raises(nodes._StopActing):  # pylint: disable=protected-access
     source.get_variables(['policy'])
   assert 0.3 <= time.time() - start < 5
