@@ -68,17 +68,19 @@ def _stopping() -> bool:
   return lp.stop_event().is_set()
 
 
-def _await(future, timeout: Optional[float] = None):
+def _await(future, timeout: Optional[float] = None,
+           stop: Optional[threading.Event] = None):
   """The result of a Courier call's future; `_Stopped` if the run stops first.
 
   A call to a node that dies is retried by gRPC on the node's restart (the
   same address; tests/launchers/test_faults.py), so it waits rather than
   fails; if the node is gone for good it would wait forever, and the stop
-  event (or `timeout`, then `TimeoutError`) ends the wait.
+  event (or `timeout`, then `TimeoutError`) ends the wait. `stop` is the
+  node's `lp.stop_event()`, for a thread that cannot look it up.
   """
   deadline = None if timeout is None else time.time() + timeout
   while not future.done():
-    if _stopping():
+    if stop.is_set() if stop is not None else _stopping():
       raise _Stopped()
     if deadline is not None and time.time() > deadline:
       raise TimeoutError()
@@ -447,19 +449,14 @@ class _TrackedSource(core.VariableSource):
     self._idle = threading.Condition()
     self._run_stop = run_stop
 
-  def _fetch(self, names: List[str]):
-    future = self._source.futures.get_variables(names)
-    while not future.done():
-      if self._run_stop.wait(0.1):
-        future.cancel()
-        raise _StopActing()
-    return future.result()
-
   def get_variables(self, names: List[str]):
     with self._idle:
       self._in_flight += 1
     try:
-      return self._fetch(names)
+      return _await(self._source.futures.get_variables(names),
+                    stop=self._run_stop)
+    except _Stopped:
+      raise _StopActing() from None
     finally:
       with self._idle:
         self._in_flight -= 1
