@@ -313,6 +313,19 @@ class _Fetcher:
       raise value
 
 
+# Batches each stream reads ahead. A fixed size, with tf.data's autotuning
+# off: an autotuned iterator's model thread sleeps between optimisations for
+# longer the longer it runs (up to a minute), and dropping the iterator waits
+# for it to wake, so a learner stopping after a long run spent 20-30 s in
+# `close` (measured: 16 s to drop a stream read for 25 s; 0 s without it) and
+# was killed at the end of its stop notice. Throughput is the same within
+# noise (4,200 vs 4,500 batches/s of 8 items on one core, far above what a
+# learner consumes).
+_PREFETCH_BATCHES = 2
+_STREAM_OPTIONS = tf.data.Options()
+_STREAM_OPTIONS.autotune.enabled = False
+
+
 class MixedReplayIterator(Iterator[acme_types.Transition]):
   """Yields `Transition` batches of `batch_size`: offline rows, then online.
 
@@ -402,7 +415,7 @@ class MixedReplayIterator(Iterator[acme_types.Transition]):
               num_workers_per_iterator=self._num_parallel_calls,
               rate_limiter_timeout_ms=self._wait_timeout_ms)
           dataset = dataset.batch(items, drop_remainder=True).prefetch(
-              tf.data.AUTOTUNE)
+              _PREFETCH_BATCHES).with_options(_STREAM_OPTIONS)
           current = (items, dataset.as_numpy_iterator())
           self._streams[table] = current
         return self._fetcher.next(current[1])

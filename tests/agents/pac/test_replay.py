@@ -1,5 +1,7 @@
 """Offline/online tables and the iterator that mixes them, on a real Reverb server."""
 
+import time
+
 from acme import specs
 from acme import types as acme_types
 import numpy as np
@@ -101,6 +103,30 @@ def test_each_batch_takes_exactly_the_configured_rows_from_each_table(server):
     np.testing.assert_array_equal(batch.reward[12:], [-1.] * 4)
     offline = tree.map_structure(lambda x: x[:12], batch)
     assert np.all(_assert_rows_intact(offline) >= 0)
+
+
+def test_close_after_a_long_read_returns_at_once():
+  # With tf.data's autotuning (the iterator's streams before), dropping a
+  # stream could wait for the tuning thread's next wake-up, later the longer
+  # the stream ran: 4 s after 6 s of reading in some runs of this test (not
+  # all: it depends on where the thread is in its sleep), 20-30 s in every
+  # learner stopped after a long run, past the stop notice.
+  server = reverb.Server([
+      replay.make_offline_table(SPEC, max_transitions=400, min_transitions=1,
+                                block_size=8),
+      replay.make_online_table(SPEC, max_size=10, min_size=1,
+                               samples_per_insert=None, error_buffer=1.)])
+  replay.insert_offline(
+      reverb.Client(f'localhost:{server.port}'), _offline_transitions(400),
+      replay.TransitionPacker.for_spec(SPEC), 8, np.random.default_rng(0))
+  iterator = _iterator(server, 64, lambda step: 0., block_size=8)
+  start = time.time()
+  while time.time() - start < 6.0:
+    next(iterator)
+  start = time.time()
+  iterator.close()
+  assert time.time() - start < 1.0
+  server.stop()
 
 
 def test_offline_blocks_hold_every_transition_exactly(server):
