@@ -1,7 +1,7 @@
 r"""Which PAC settings matter offline: one dataset, named variants, seeds.
 
   .venv/bin/python -m benchmarks.defaults_sweep \
-      --dataset=data/cartpole_swingup_mixed [--variants=main,alpha0.1]
+      --dataset=data/cartpole_swingup_mixed [--variants=main,alpha0.25]
       [--seeds=0,1,2] [--steps=10000]
 
 Every variant is the main job's agent settings
@@ -35,14 +35,17 @@ from launchers import launching
 from launchers import main_job
 
 # name -> overrides of main_job.agent_config. 'main' is the main job itself
-# (learning rate 1e-3, Polyak targets: what this sweep chose).
-_NEW: Dict[str, Dict[str, Any]] = {
-    'main': {},
+# (learning rate 1e-3, Polyak targets, alpha 0.5: what the sweeps chose).
+_MAIN: Dict[str, Dict[str, Any]] = {'main': {}}
+# Variants of the main job's settings while its alpha was 0.25 ('alpha0.25'
+# is that main job; until 2026-11-29), kept so that their records stay
+# reproducible.
+_ALPHA_025: Dict[str, Dict[str, Any]] = {
+    'alpha0.25': {},
     # Short returns: an n-step target sums n rewards of the data's own
     # policy, so with n = 30 Q(s, a) is mostly the behaviour's value.
     'nstep3': {'n_step': 3},
     'nstep1': {'n_step': 1},
-    'alpha0.5': {'alpha': 0.5},
     'alpha0.1_anneal': {'alpha': 0.1, 'alpha_schedule_steps': 5000},
     'eta0.1': {'eta': 0.1},
     'eta3': {'eta': 3.0},
@@ -51,8 +54,8 @@ _NEW: Dict[str, Dict[str, Any]] = {
     'bins51': {'num_bins': 51},
 }
 # Variants of the main job's settings before this sweep (learning rate 3e-3,
-# targets copied every 100 steps; 'previous' is that main job), kept so that
-# their records stay reproducible.
+# targets copied every 100 steps, alpha 0.25; 'previous' is that main job),
+# kept so that their records stay reproducible.
 _PREVIOUS: Dict[str, Dict[str, Any]] = {
     'previous': {},
     'bc': {'alpha': 1.0},
@@ -76,7 +79,9 @@ _PREVIOUS: Dict[str, Dict[str, Any]] = {
     'net_test': {'network': None},  # The 'test' preset: 4x the compute.
 }
 VARIANTS: Dict[str, Dict[str, Any]] = {
-    **_NEW,
+    **_MAIN,
+    **{name: {'alpha': 0.25, **overrides}
+       for name, overrides in _ALPHA_025.items()},
     **{name: {**main_job.PREVIOUS_SETTINGS, **overrides}
        for name, overrides in _PREVIOUS.items()}}
 MODES = ('sample', 'mode', 'q_filter')

@@ -89,7 +89,7 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
 
 def _config(run: Dict[str, Any]) -> config_lib.RunConfig:
   # The committed results were measured with the main job's previous
-  # learning rate and target updates; a rerun must reproduce them.
+  # learning rate, target updates and alpha; a rerun must reproduce them.
   overrides = dict(main_job.PREVIOUS_SETTINGS)
   if run['method'] == 'bc_multi':
     overrides['alpha'] = 1.0

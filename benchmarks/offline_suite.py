@@ -2,13 +2,13 @@ r"""PAC vs BC (and Acme's offline D4PG) on every dataset of the suite.
 
   .venv/bin/python -m benchmarks.offline_suite --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium,expert] [--seeds=0,1,2]
-      [--methods=pac,bc,d4pg,pac_alpha0.5,pac_alpha0.75] [--steps=10000]
+      [--methods=pac,bc,d4pg,pac_alpha0.25,pac_alpha0.75] [--steps=10000]
 
 For each task of the suite (`environments.build_suite`), each dataset kind
 and each seed, it trains offline with Launchpad's `local_mp` and the main
 job's agent settings (`launchers.main_job.agent_config`): `pac` (the
-defaults: alpha 0.25), `bc` (the same model, data and steps with alpha =
-1) and `pac_alpha0.5`, `pac_alpha0.75` (the defaults at another BC weight;
+defaults: alpha 0.5), `bc` (the same model, data and steps with alpha =
+1) and `pac_alpha0.25`, `pac_alpha0.75` (the defaults at another BC weight;
 the summary's alpha-PAC row takes the best PAC alpha per dataset); and the
 peer `d4pg`: Acme's own D4PG learner on the same transitions for the same
 steps (`benchmarks.offline_d4pg`, in a process of its own; an interrupted

@@ -20,8 +20,8 @@ METHODS = ('pac', 'bc', PEER)
 # summary, chosen on the recorded evaluations (so it is tuned on them).
 ALPHA_PREFIX = 'pac_alpha'
 ALPHA_PAC = 'alpha_pac'
-# The BC weights a sweep tries by default beside the defaults' 0.25.
-ALPHA_VARIANTS = ('pac_alpha0.5', 'pac_alpha0.75')
+# The BC weights a sweep tries by default beside the defaults' 0.5.
+ALPHA_VARIANTS = ('pac_alpha0.25', 'pac_alpha0.75')
 # The datasets whose behaviour is below expert (the aim's average).
 SUBOPTIMAL = ('random', 'medium', 'medium_replay', 'medium_expert')
 # Every dataset kind of the suite, in the order tables and plots show them.

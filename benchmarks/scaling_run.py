@@ -72,7 +72,7 @@ def agent_config(method: str, size: str, seed: int,
   """The main job's agent with the size's network; BC is alpha = 1 (the
   policy imitates the data, the critic trains but does not steer it).
 
-  With the main job's previous learning rate and target updates
+  With the main job's previous learning rate, target updates and alpha
   (`main_job.PREVIOUS_SETTINGS`): the committed results were measured with
   them, and a rerun must reproduce them.
   """

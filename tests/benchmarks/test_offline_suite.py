@@ -147,7 +147,7 @@ def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
 def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
                     workers=1, log=lambda line: None)
-  command = ('--datasets=medium', '--methods=pac_alpha0.5,d4pg', '--steps=16',
+  command = ('--datasets=medium', '--methods=pac_alpha0.75,d4pg', '--steps=16',
              '--eval_episodes=1')
   # What an interrupted peer run left: it starts again from scratch.
   peer_dir = tmp_path / 'runs' / analysis.run_name(
@@ -162,13 +162,13 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   pac, d4pg = results['records']
   assert [(r['task'], r['dataset'], r['method'], r['seed'],
            r['learner_steps']) for r in (pac, d4pg)] == [
-               ('cartpole_swingup', 'medium', 'pac_alpha0.5', 0, 16),
+               ('cartpole_swingup', 'medium', 'pac_alpha0.75', 0, 16),
                ('cartpole_swingup', 'medium', 'd4pg', 0, 16)]
   # PAC trained at the BC weight its name gives.
   with open(tmp_path / 'runs' / analysis.run_name(
-      'pac_alpha0.5', 'cartpole_swingup', 'medium', 16, 0) /
+      'pac_alpha0.75', 'cartpole_swingup', 'medium', 16, 0) /
             'config.json') as f:
-    assert json.load(f)['agent.alpha'] == 0.5
+    assert json.load(f)['agent.alpha'] == 0.75
   # The report carries PAC's last learner metrics (D4PG logs its own).
   assert set(pac['final_learner']) == set(analysis.LEARNER_METRICS)
   assert 'final_learner' not in d4pg
@@ -191,11 +191,11 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert '[d4pg]' not in rerun.stdout
   # A report over more than was run trains nothing and names what is missing.
   report = _sweep(tmp_path, '--datasets=medium,expert',
-                  '--methods=pac_alpha0.5',
+                  '--methods=pac_alpha0.75',
                   '--steps=16', '--eval_episodes=1', '--report_only')
   assert report.returncode == 0 and '[run]' not in report.stdout
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     reported = json.load(f)
   assert reported['records'] == [pac]
   assert reported['missing'] == [
-      'pac_alpha0.5_cartpole_swingup_expert_16steps_seed0']
+      'pac_alpha0.75_cartpole_swingup_expert_16steps_seed0']
