@@ -2,7 +2,7 @@ r"""Offline-to-online: fine-tunes the offline suite's PAC models with actors.
 
   .venv/bin/python -m benchmarks.finetune --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium] [--seeds=0,1,2] \
-      [--suite_steps=10000] [--steps=5000] [--actors=2]
+      [--suite_steps=10000] [--steps=5000] [--actors=2] [--alpha=0.25]
 
 Each run starts from the PAC model the offline suite trained on the same
 task, dataset and seed (`benchmarks.offline_suite --methods=pac`, the same
@@ -10,7 +10,8 @@ task, dataset and seed (`benchmarks.offline_suite --methods=pac`, the same
 fine-tunes it as the main job's second phase does: `--actors` actors
 feed the online table, half of each batch comes from it, the other half from
 the dataset, for `--steps` learner steps, evaluated 4 times on the
-way. A record (`finetune_analysis.run_record`) has the normalised return
+way, at the main job's alpha or at `--alpha` (a run of its own, named with
+it). A record (`finetune_analysis.run_record`) has the normalised return
 before (the offline model's last evaluation), after, the lowest evaluation
 during, and the actors' environment steps.
 
@@ -50,6 +51,9 @@ _SUITE_STEPS = flags.DEFINE_integer(
 _STEPS = flags.DEFINE_integer('steps', 5_000,
                               'Learner steps of fine-tuning.')
 _ACTORS = flags.DEFINE_integer('actors', 2, 'Actor processes.')
+_ALPHA = flags.DEFINE_float(
+    'alpha', None, "BC weight while fine-tuning (default: the main job's, "
+    'the offline models\' own).')
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
                                       'Evaluation episodes.')
 _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
@@ -88,8 +92,9 @@ def _runs(suite: Dict[str, Any], tasks: List[str]) -> List[Dict[str, Any]]:
         offline_dir = os.path.join(_WORK_DIR.value, offline)
         if not os.path.exists(os.path.join(offline_dir, 'eval.jsonl')):
           absent.append((task, dataset, seed))
+        alpha = '' if _ALPHA.value is None else f'_alpha{_ALPHA.value:g}'
         runs.append({'name': f'finetune_{offline}_{_STEPS.value}'
-                             f'steps_{_ACTORS.value}actors',
+                             f'steps_{_ACTORS.value}actors{alpha}',
                      'task': task, 'dataset': dataset, 'seed': seed,
                      'offline_dir': offline_dir})
   if absent:
@@ -112,8 +117,9 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
       mode='finetune', task=run['task'],
       run_dir=os.path.join(_WORK_DIR.value, run['name']),
       dataset=suite[run['task']]['datasets'][run['dataset']]['path'],
-      agent=main_job.agent_config(run['seed'], online_fraction=0.5,
-                                  samples_per_insert=32.0),
+      agent=main_job.agent_config(
+          run['seed'], online_fraction=0.5, samples_per_insert=32.0,
+          **({} if _ALPHA.value is None else {'alpha': _ALPHA.value})),
       num_actors=_ACTORS.value,
       max_learner_steps=_SUITE_STEPS.value + _STEPS.value,
       eval_every_steps=max(_STEPS.value // 4, 1),
@@ -137,6 +143,8 @@ def _sweep():
                           'suite_steps': _SUITE_STEPS.value,
                           'steps': _STEPS.value,
                           'actors': _ACTORS.value,
+                          'alpha': (_ALPHA.value if _ALPHA.value is not None
+                                    else main_job.agent_config().alpha),
                           'eval_episodes': _EVAL_EPISODES.value}}
   written = common.write_results('finetune', results, monitor)
   analysis.plot(records,

@@ -93,6 +93,13 @@ def test_a_missing_suite_or_offline_model_ends_in_one_line(tmp_path):
   assert ('train them first: python -m benchmarks.offline_suite' in
           result.stdout and '--steps=16' in result.stdout)
   assert 'Traceback' not in result.stdout
+  # With the model there, a fine-tuning BC weight out of [0, 1] is bad input.
+  model = tmp_path / 'runs' / 'pac_cartpole_swingup_medium_16steps_seed0'
+  model.mkdir(parents=True)
+  (model / 'eval.jsonl').write_text('{}\n')
+  result = _finetune(tmp_path, '--suite_steps=16', '--alpha=2')
+  assert result.returncode == 2 and 'alpha' in result.stdout
+  assert 'Traceback' not in result.stdout and '[run]' not in result.stdout
 
 
 @pytest.mark.integration
@@ -127,3 +134,16 @@ def test_a_tiny_offline_model_is_fine_tuned_recorded_and_skipped_on_rerun(
   assert (tmp_path / 'results' / 'finetune.png').stat().st_size > 0
   rerun = _finetune(tmp_path, *command)
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
+  # At another alpha: a run of its own, from the same model, at that weight.
+  other = _finetune(tmp_path, *command, '--alpha=0.75')
+  assert other.returncode == 0 and '[run]' in other.stdout, other.stdout[-3000:]
+  with open(tmp_path / 'results' / 'finetune.json') as f:
+    results = json.load(f)
+  assert results['settings']['alpha'] == 0.75
+  (record,) = results['records']
+  assert record['learner_steps'] == [16, 48]
+  run_dir = tmp_path / 'runs' / (
+      'finetune_pac_cartpole_swingup_medium_16steps_seed0_32steps_1actors'
+      '_alpha0.75')
+  with open(run_dir / 'config.json') as f:
+    assert json.load(f)['agent.alpha'] == 0.75
