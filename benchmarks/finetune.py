@@ -70,6 +70,10 @@ def _suite() -> Tuple[Dict[str, Any], List[str]]:
     raise config_lib.RunConfigError(str(error)) from None
 
 
+def _alpha_override() -> Dict[str, float]:
+  return {} if _ALPHA.value is None else {'alpha': _ALPHA.value}
+
+
 def _runs(suite: Dict[str, Any], tasks: List[str]) -> List[Dict[str, Any]]:
   bad = sorted(set(_DATASETS.value) - set(offline_suite_analysis.SUBOPTIMAL))
   if bad:
@@ -119,7 +123,7 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
       dataset=suite[run['task']]['datasets'][run['dataset']]['path'],
       agent=main_job.agent_config(
           run['seed'], online_fraction=0.5, samples_per_insert=32.0,
-          **({} if _ALPHA.value is None else {'alpha': _ALPHA.value})),
+          **_alpha_override()),
       num_actors=_ACTORS.value,
       max_learner_steps=_SUITE_STEPS.value + _STEPS.value,
       eval_every_steps=max(_STEPS.value // 4, 1),
@@ -143,8 +147,8 @@ def _sweep():
                           'suite_steps': _SUITE_STEPS.value,
                           'steps': _STEPS.value,
                           'actors': _ACTORS.value,
-                          'alpha': (_ALPHA.value if _ALPHA.value is not None
-                                    else main_job.agent_config().alpha),
+                          'alpha': main_job.agent_config(
+                              **_alpha_override()).alpha,
                           'eval_episodes': _EVAL_EPISODES.value}}
   written = common.write_results('finetune', results, monitor)
   analysis.plot(records,
