@@ -27,15 +27,23 @@ def run_record(run: Dict[str, Any], offline_eval_path: str,
                seconds: float) -> Dict[str, Any]:
   """The record of one fine-tuning run (`run`: task, dataset, seed).
 
-  `before` is the offline run's last evaluation: the very model the
-  fine-tuning restores. `after` is the fine-tuning's last evaluation,
-  `min_during` its lowest, `env_steps` the actors' steps at its end; the
-  curve is (env steps, normalised return) from `before` on.
+  `before` is the fine-tuning run's evaluation of the model it starts from
+  (marked `start`; `launchers.nodes.Controller`), with the same episodes as
+  the ones after it; a run from before that evaluation existed falls back
+  on the offline run's last evaluation (the same model, evaluated there).
+  `after` is the fine-tuning's last evaluation, `min_during` the lowest after
+  the start, `env_steps` the actors' steps at its end; the curve is (env
+  steps, normalised return) from `before` on, which is at step 0 (actors
+  may have played while it ran, but the model it evaluates is the start's).
   """
-  before = _evaluations(offline_eval_path)[-1]
   during = _evaluations(finetune_eval_path)
+  if during and during[0].get('start'):
+    before, during, source = during[0], during[1:], 'finetune_start'
+  else:
+    before, source = _evaluations(offline_eval_path)[-1], 'offline_last'
   if not during:
-    raise ValueError(f'{finetune_eval_path} holds no evaluation')
+    raise ValueError(f'{finetune_eval_path} holds no evaluation after its '
+                     'start')
   norm = lambda value: offline_suite_analysis.normalized(value, constants)
   lowest = min(during, key=lambda e: e['return_mean'])
   return {'task': run['task'], 'dataset': run['dataset'], 'seed': run['seed'],
@@ -43,7 +51,7 @@ def run_record(run: Dict[str, Any], offline_eval_path: str,
           'after': norm(during[-1]['return_mean']),
           'min_during': norm(lowest['return_mean']),
           'env_steps': int(during[-1]['actor_steps']),
-          'before_return': before['return_mean'],
+          'before_return': before['return_mean'], 'before_from': source,
           'after_return': during[-1]['return_mean'],
           'min_during_return': lowest['return_mean'],
           'floor': norm(FLOOR * before['return_mean']),

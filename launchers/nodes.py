@@ -680,7 +680,8 @@ class Controller:
     a plain call to a node that stopped meanwhile would wait forever."""
     return _await(getattr(node.futures, method)(*args))
 
-  def _evaluate(self, round_index: Optional[int] = None) -> dict:
+  def _evaluate(self, round_index: Optional[int] = None,
+                start: bool = False) -> dict:
     steps = self._ask(self._learner, 'num_steps')
     result = self._ask(self._evaluator, 'evaluate', self._config.eval_episodes)
     counts = self._ask(self._counter, 'get_counts')
@@ -691,6 +692,8 @@ class Controller:
     result.update(_replay_stats(self._replay))
     if round_index is not None:
       result['round'] = round_index
+    if start:
+      result['start'] = True
     self._normalise(result)
     self._results.append(result)
     with open(self._results_path, 'a') as f:
@@ -700,6 +703,7 @@ class Controller:
       scalars[f'return/{task}'] = task_result['return_mean']
     self._logger.write(scalars)
     prefix = f'[round {round_index}] ' if round_index is not None else ''
+    prefix += '[start] ' if start else ''
     per_task = ''
     if 'tasks' in result:
       per_task = ' (' + ', '.join(
@@ -720,6 +724,13 @@ class Controller:
     # a resumed or restored learner does not replay the evaluations it skipped.
     every = self._config.eval_every_steps
     next_eval = (self._ask(self._learner, 'num_steps') // every + 1) * every
+    if self._config.restore_from and not self._results:
+      # A run from another's model (fine-tuning) first evaluates the model it
+      # starts from, with its own episodes: its curve begins where it began,
+      # and its first and last returns are measured alike. (A run stopped
+      # before this evaluation has trained on; it then evaluates the model
+      # it resumes.)
+      evaluated.add(self._evaluate(start=True)['learner_steps'])
     while not _stopping():
       # One reading a pass: the learner can reach its end between two, and
       # its last step would be evaluated twice.

@@ -43,6 +43,33 @@ def test_a_record_starts_from_the_offline_models_last_evaluation(tmp_path):
   assert record['learner_steps'] == [100, 200]
 
 
+def test_a_record_starts_from_the_fine_tuning_runs_start_evaluation(
+    tmp_path):
+  _write(tmp_path / 'offline.jsonl', [
+      {'learner_steps': 100, 'return_mean': 420.0, 'actor_steps': 0}])
+  _write(tmp_path / 'finetune.jsonl', [
+      {'learner_steps': 100, 'return_mean': 340.0, 'actor_steps': 100,
+       'start': True},
+      {'learner_steps': 150, 'return_mean': 380.0, 'actor_steps': 2000},
+      {'learner_steps': 200, 'return_mean': 660.0, 'actor_steps': 4000}])
+  run = {'task': 'finger_spin', 'dataset': 'medium', 'seed': 1}
+  record = analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
+                               str(tmp_path / 'finetune.jsonl'), CONSTANTS,
+                               1.0)
+  # 340 -> 40 is before (not the offline run's 420) and not the lowest
+  # evaluation during: that is 380 -> 45; floor 0.9 * 340 = 306 -> 35.75.
+  assert (record['before'], record['after'], record['min_during'],
+          record['floor'], record['before_from']) == (
+              40.0, 80.0, 45.0, 35.75, 'finetune_start')
+  assert record['curve'] == [[0, 40.0], [2000, 45.0], [4000, 80.0]]
+  _write(tmp_path / 'finetune.jsonl', [
+      {'learner_steps': 100, 'return_mean': 340.0, 'actor_steps': 0,
+       'start': True}])
+  with pytest.raises(ValueError, match='no evaluation after its start'):
+    analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
+                        str(tmp_path / 'finetune.jsonl'), CONSTANTS, 1.0)
+
+
 def _record(dataset, seed, before, after, low):
   return {'task': 't', 'dataset': dataset, 'seed': seed, 'before': before,
           'after': after, 'min_during': low, 'before_return': before,
@@ -62,6 +89,11 @@ def test_summary_and_aims():
                              'never_below_90pct_of_start': False}
   assert analysis.summarise(records[:1])['aims'][
       'never_below_90pct_of_start']
+
+
+def run_name(steps, suffix=''):
+  return (f'finetune_pac_cartpole_swingup_medium_16steps_seed0_{steps}steps_'
+          f'1actors{suffix}')
 
 
 def _finetune(tmp_path, *extra):
@@ -128,9 +160,12 @@ def test_a_tiny_offline_model_is_fine_tuned_recorded_and_skipped_on_rerun(
   # It restored the offline model (step 16) and trained 32 more steps.
   assert record['learner_steps'] == [16, 48]
   assert record['env_steps'] > 0  # The actors played.
-  with open(tmp_path / 'results' / 'offline_suite.json') as f:
-    (offline_record,) = json.load(f)['records']
-  assert record['before'] == offline_record['normalized_return']
+  # Its first evaluation was of the restored model, before any training.
+  with open(tmp_path / 'runs' / run_name(32) / 'eval.jsonl') as f:
+    start = json.loads(f.readline())
+  assert start['start'] and start['learner_steps'] == 16
+  assert record['before_from'] == 'finetune_start'
+  assert record['before_return'] == start['return_mean']
   assert (tmp_path / 'results' / 'finetune.png').stat().st_size > 0
   rerun = _finetune(tmp_path, *command)
   assert rerun.returncode == 0 and '[run]' not in rerun.stdout
@@ -142,8 +177,6 @@ def test_a_tiny_offline_model_is_fine_tuned_recorded_and_skipped_on_rerun(
   assert results['settings']['alpha'] == 0.75
   (record,) = results['records']
   assert record['learner_steps'] == [16, 48]
-  run_dir = tmp_path / 'runs' / (
-      'finetune_pac_cartpole_swingup_medium_16steps_seed0_32steps_1actors'
-      '_alpha0.75')
-  with open(run_dir / 'config.json') as f:
+  with open(tmp_path / 'runs' / run_name(32, '_alpha0.75') /
+            'config.json') as f:
     assert json.load(f)['agent.alpha'] == 0.75
