@@ -20,17 +20,21 @@ def _write(path, evaluations):
   path.write_text('\n'.join(json.dumps(e) for e in evaluations) + '\n')
 
 
+def _run_record(tmp_path, offline, finetune):
+  """The record of a finger_spin medium seed-1 run with these evaluations."""
+  _write(tmp_path / 'offline.jsonl', offline)
+  _write(tmp_path / 'finetune.jsonl', finetune)
+  run = {'task': 'finger_spin', 'dataset': 'medium', 'seed': 1}
+  return analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
+                             str(tmp_path / 'finetune.jsonl'), CONSTANTS, 1.0)
+
+
 def test_a_record_starts_from_the_offline_models_last_evaluation(tmp_path):
-  _write(tmp_path / 'offline.jsonl', [
+  record = _run_record(tmp_path, [
       {'learner_steps': 50, 'return_mean': 820.0, 'actor_steps': 0},
-      {'learner_steps': 100, 'return_mean': 420.0, 'actor_steps': 0}])
-  _write(tmp_path / 'finetune.jsonl', [
+      {'learner_steps': 100, 'return_mean': 420.0, 'actor_steps': 0}], [
       {'learner_steps': 150, 'return_mean': 380.0, 'actor_steps': 2000},
       {'learner_steps': 200, 'return_mean': 660.0, 'actor_steps': 4000}])
-  run = {'task': 'finger_spin', 'dataset': 'medium', 'seed': 1}
-  record = analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
-                               str(tmp_path / 'finetune.jsonl'), CONSTANTS,
-                               9.87)
   # (R - 20) / 800 * 100: 420 -> 50, 660 -> 80, 380 -> 45; floor 378 -> 44.75.
   assert {k: record[k] for k in ('task', 'dataset', 'seed', 'before', 'after',
                                  'min_during', 'env_steps', 'floor')} == {
@@ -45,29 +49,21 @@ def test_a_record_starts_from_the_offline_models_last_evaluation(tmp_path):
 
 def test_a_record_starts_from_the_fine_tuning_runs_start_evaluation(
     tmp_path):
-  _write(tmp_path / 'offline.jsonl', [
-      {'learner_steps': 100, 'return_mean': 420.0, 'actor_steps': 0}])
-  _write(tmp_path / 'finetune.jsonl', [
-      {'learner_steps': 100, 'return_mean': 340.0, 'actor_steps': 100,
-       'start': True},
+  offline = [{'learner_steps': 100, 'return_mean': 420.0, 'actor_steps': 0}]
+  start = {'learner_steps': 100, 'return_mean': 340.0, 'actor_steps': 100,
+           'start': True}
+  record = _run_record(tmp_path, offline, [
+      start,
       {'learner_steps': 150, 'return_mean': 380.0, 'actor_steps': 2000},
       {'learner_steps': 200, 'return_mean': 660.0, 'actor_steps': 4000}])
-  run = {'task': 'finger_spin', 'dataset': 'medium', 'seed': 1}
-  record = analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
-                               str(tmp_path / 'finetune.jsonl'), CONSTANTS,
-                               1.0)
   # 340 -> 40 is before (not the offline run's 420) and not the lowest
   # evaluation during: that is 380 -> 45; floor 0.9 * 340 = 306 -> 35.75.
   assert (record['before'], record['after'], record['min_during'],
           record['floor'], record['before_from']) == (
               40.0, 80.0, 45.0, 35.75, 'finetune_start')
   assert record['curve'] == [[0, 40.0], [2000, 45.0], [4000, 80.0]]
-  _write(tmp_path / 'finetune.jsonl', [
-      {'learner_steps': 100, 'return_mean': 340.0, 'actor_steps': 0,
-       'start': True}])
   with pytest.raises(ValueError, match='no evaluation after its start'):
-    analysis.run_record(run, str(tmp_path / 'offline.jsonl'),
-                        str(tmp_path / 'finetune.jsonl'), CONSTANTS, 1.0)
+    _run_record(tmp_path, offline, [start])
 
 
 def _record(dataset, seed, before, after, low):
