@@ -10,10 +10,11 @@ task, dataset and seed (`benchmarks.offline_suite --methods=pac`, the same
 fine-tunes it as the main job's second phase does: `--actors` actors
 feed the online table, half of each batch comes from it, the other half from
 the dataset, for `--steps` learner steps, evaluated 4 times on the
-way, at the main job's alpha or at `--alpha` (a run of its own, named with
-it). A record (`finetune_analysis.run_record`) has the normalised return
-before (the offline model's last evaluation), after, the lowest evaluation
-during, and the actors' environment steps.
+way after a first evaluation of the restored model, at the main job's
+alpha or at `--alpha` (a run of its own, named with it). A record
+(`finetune_analysis.run_record`) has the normalised return before (that
+first evaluation), after, the lowest evaluation during, and the actors'
+environment steps.
 
 Resumable: each run's record goes to `<results_dir>/finetune_runs/` as it
 finishes and a rerun skips it; an interrupted run resumes from its
