@@ -311,8 +311,10 @@ class CounterNode(_Runner):
 class LearnerNode(_Runner, core.VariableSource):
   """Runs the PAC learner up to a step budget and checkpoints it.
 
-  In offline and finetune modes the budget is the run's total from the start;
-  in selfimprove mode the controller raises it round by round. Before the first
+  In offline and finetune modes the budget is the run's total from the start,
+  except in a run initialised from another's model (`restore_from`): it holds
+  at the restored step until the controller has evaluated that model. In
+  selfimprove mode the controller raises it round by round. Before the first
   step the learner waits until the dataset loader has filled the offline table,
   so training never starts on a fraction of the data.
   """
@@ -358,8 +360,17 @@ class LearnerNode(_Runner, core.VariableSource):
     # restored offline table is always the whole dataset.
     self._offline_ready = False
     self._saved_final = False
-    self._budget = (0 if run_config.mode == 'selfimprove' else
-                    run_config.max_learner_steps)
+    if run_config.mode == 'selfimprove':
+      self._budget = 0
+    elif (run_config.restore_from and
+          not _read_jsonl(run_config.path('eval.jsonl'))):
+      # The controller first evaluates the restored model itself; the learner
+      # holds until then (`set_step_budget`), or that evaluation would see a
+      # model already trained on. (Also when resumed from its own checkpoint
+      # before that evaluation: it has not trained since the restore.)
+      self._budget = self._learner.num_steps
+    else:
+      self._budget = run_config.max_learner_steps
 
   def _save(self, force: bool = False):
     """Checkpoints the learner (if due), then the replay tables.
@@ -727,10 +738,11 @@ class Controller:
     if self._config.restore_from and not self._results:
       # A run from another's model (fine-tuning) first evaluates the model it
       # starts from, with its own episodes: its curve begins where it began,
-      # and its first and last returns are measured alike. (A run stopped
-      # before this evaluation has trained on; it then evaluates the model
-      # it resumes.)
+      # and its first and last returns are measured alike. The learner holds
+      # at the restored step until then (see `LearnerNode`).
       evaluated.add(self._evaluate(start=True)['learner_steps'])
+      self._ask(self._learner, 'set_step_budget',
+                self._config.max_learner_steps)
     while not _stopping():
       # One reading a pass: the learner can reach its end between two, and
       # its last step would be evaluated twice.

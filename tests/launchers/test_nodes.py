@@ -6,6 +6,7 @@ import shutil
 import threading
 import time
 
+from acme.utils import counting
 import jax
 import numpy as np
 import pytest
@@ -157,3 +158,65 @@ def test_counter_node_serves_acme_counter_and_restores_it(tmp_path):
   counter.increment(learner_steps=5)
   counter._checkpointer.save(force=True)  # pylint: disable=protected-access
   assert nodes.CounterNode(config).get_counts() == {'learner_steps': 5}
+
+
+_TINY_NETWORK = pac_config.NetworkConfig(
+    embed_dim=32, num_latents=4, num_self_attention_blocks=1, num_heads=2,
+    mlp_multiplier=2, critic_hidden=(32,))
+
+
+def _learner_node(config, spec, client):
+  counter = counting.Counter()
+  return nodes.LearnerNode(config, spec, client, counter,
+                           {replay.OFFLINE_TABLE: 1}, seed=0)
+
+
+def test_a_restored_learner_holds_until_its_model_is_evaluated(
+    tmp_path, cartpole_dataset, monkeypatch):
+  """A run from another's model trains only once the controller has evaluated
+  that model (`set_step_budget`); its first evaluation sees the restored step."""
+  stop = threading.Event()  # The node's stop event, outside a program.
+  monkeypatch.setattr(nodes.lp, 'stop_event', lambda: stop)
+  monkeypatch.setattr(nodes.lp, 'wait_for_stop', stop.wait)
+  agent = pac_config.PACConfig(network=_TINY_NETWORK, num_bins=5,
+                               num_atoms=11, batch_size=8,
+                               offline_block_size=8, n_step=5)
+  base = dict(mode='offline', task=TASK, dataset=cartpole_dataset, agent=agent,
+              max_learner_steps=6, checkpoint_every_s=3600)
+  source = config_lib.RunConfig(run_dir=str(tmp_path / 'source'), **base)
+  restored = config_lib.RunConfig(run_dir=str(tmp_path / 'restored'),
+                                  restore_from=source.run_dir, **base)
+  count = environments.load_dataset(cartpole_dataset).num_nstep_transitions(5)
+  spec = environments.load_dataset(cartpole_dataset).spec
+  server = reverb.Server(builder_lib.PACBuilder(
+      agent, offline_table_size=count).make_replay_tables(spec))
+  try:
+    client = reverb.Client(f'localhost:{server.port}')
+    nodes.DatasetLoader(source, client, seed=0).load()
+    learner = _learner_node(source, spec, client)
+    learner.set_step_budget(3)
+    while learner.num_steps() < 3:
+      learner.step()
+    learner.finish()
+
+    learner = _learner_node(restored, spec, client)
+    assert learner.num_steps() == 3
+    learner.step()  # Held: no evaluation of the restored model yet.
+    assert learner.num_steps() == 3
+    learner.set_step_budget(restored.max_learner_steps)  # The controller's.
+    while not learner.done():
+      learner.step()
+    assert learner.num_steps() == 6
+    learner.finish()
+
+    # Restarted after that evaluation (eval.jsonl holds it): no hold.
+    with open(restored.path('eval.jsonl'), 'w') as f:
+      f.write('{"learner_steps": 3, "start": true}\n')
+    shutil.rmtree(os.path.join(restored.run_dir, 'checkpoints'))
+    learner = _learner_node(restored, spec, client)
+    assert learner.num_steps() == 3
+    learner.step()
+    assert learner.num_steps() > 3
+    learner.finish()
+  finally:
+    server.stop()
