@@ -35,11 +35,18 @@ from launchers import launching
 from launchers import main_job
 
 # name -> overrides of main_job.agent_config. 'main' is the main job itself
-# (learning rate 1e-3, Polyak targets, alpha 0.5: what the sweeps chose).
-_MAIN: Dict[str, Dict[str, Any]] = {'main': {}}
+# (learning rate 1e-3, Polyak targets, alpha 0.5, evaluations sampled at
+# temperature 0.5: what the sweeps chose). The other two evaluate the same
+# training at another temperature ('eval_t1' is the main job until
+# 2026-12-07).
+_MAIN: Dict[str, Dict[str, Any]] = {
+    'main': {},
+    'eval_t1': {'eval_temperature': 1.0},
+    'eval_t0.25': {'eval_temperature': 0.25},
+}
 # Variants of the main job's settings while its alpha was 0.25 ('alpha0.25'
-# is that main job; until 2026-11-29), kept so that their records stay
-# reproducible.
+# is that main job; until 2026-11-29; evaluations at temperature 1), kept so
+# that their records stay reproducible.
 _ALPHA_025: Dict[str, Dict[str, Any]] = {
     'alpha0.25': {},
     # Short returns: an n-step target sums n rewards of the data's own
@@ -80,7 +87,7 @@ _PREVIOUS: Dict[str, Dict[str, Any]] = {
 }
 VARIANTS: Dict[str, Dict[str, Any]] = {
     **_MAIN,
-    **{name: {'alpha': 0.25, **overrides}
+    **{name: {'alpha': 0.25, 'eval_temperature': 1.0, **overrides}
        for name, overrides in _ALPHA_025.items()},
     **{name: {**main_job.PREVIOUS_SETTINGS, **overrides}
        for name, overrides in _PREVIOUS.items()}}

@@ -3,11 +3,14 @@ r"""Offline-to-online: fine-tunes the offline suite's PAC models with actors.
   .venv/bin/python -m benchmarks.finetune --suite_dir=data/suite \
       [--tasks=cartpole_swingup] [--datasets=medium] [--seeds=0,1,2] \
       [--suite_steps=10000] [--steps=5000] [--actors=2] [--alpha=0.25]
+      [--method=pac]
 
 Each run starts from the PAC model the offline suite trained on the same
-task, dataset and seed (`benchmarks.offline_suite --methods=pac`, the same
---work_dir, and --suite_steps for its --steps; its run directory's learner checkpoint) and
-fine-tunes it as the main job's second phase does: `--actors` actors
+task, dataset and seed (`benchmarks.offline_suite --methods=pac`, or the
+--method given, the same --work_dir, and --suite_steps for its --steps;
+its run directory's learner checkpoint) and fine-tunes it with that
+method's settings (its BC weight and evaluation temperature) as the main
+job's second phase does: `--actors` actors
 feed the online table, half of each batch comes from it, the other half from
 the dataset, for `--steps` learner steps, evaluated 4 times on the
 way after a first evaluation of the restored model, at the main job's
@@ -57,6 +60,10 @@ _ALPHA = flags.DEFINE_float(
     'the offline models\' own).')
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
                                       'Evaluation episodes.')
+_METHOD = flags.DEFINE_string(
+    'method', 'pac', "The offline suite's PAC method whose models to "
+    'fine-tune (pac, pac_alpha<x>, either with _t<T>: evaluated at '
+    'temperature T); its settings carry over.')
 _WORK_DIR = flags.DEFINE_string('work_dir', 'runs/offline_suite',
                                 'Run directories of the offline suite; the '
                                 'fine-tuning runs go beside them.')
@@ -71,11 +78,23 @@ def _suite() -> Tuple[Dict[str, Any], List[str]]:
     raise config_lib.RunConfigError(str(error)) from None
 
 
-def _alpha_override() -> Dict[str, float]:
-  return {} if _ALPHA.value is None else {'alpha': _ALPHA.value}
+def _overrides() -> Dict[str, float]:
+  """The agent settings of --method, at --alpha if given."""
+  overrides = offline_suite_analysis.method_overrides(_METHOD.value)
+  if _ALPHA.value is not None:
+    overrides['alpha'] = _ALPHA.value
+  return overrides
 
 
 def _runs(suite: Dict[str, Any], tasks: List[str]) -> List[Dict[str, Any]]:
+  try:
+    offline_suite_analysis.method_overrides(_METHOD.value)
+  except ValueError as error:
+    raise config_lib.RunConfigError(f'--method: {error}') from None
+  if not offline_suite_analysis.is_pac(_METHOD.value):
+    raise config_lib.RunConfigError(
+        f'--method={_METHOD.value} is not a PAC method; fine-tuning starts '
+        'from pac or pac_alpha<x> models (with an optional _t<T>)')
   bad = sorted(set(_DATASETS.value) - set(offline_suite_analysis.SUBOPTIMAL))
   if bad:
     raise config_lib.RunConfigError(
@@ -93,7 +112,7 @@ def _runs(suite: Dict[str, Any], tasks: List[str]) -> List[Dict[str, Any]]:
     for task in tasks:
       for dataset in _DATASETS.value:
         offline = offline_suite_analysis.run_name(
-            'pac', task, dataset, _SUITE_STEPS.value, seed)
+            _METHOD.value, task, dataset, _SUITE_STEPS.value, seed)
         offline_dir = os.path.join(_WORK_DIR.value, offline)
         if not os.path.exists(os.path.join(offline_dir, 'eval.jsonl')):
           absent.append((task, dataset, seed))
@@ -107,7 +126,8 @@ def _runs(suite: Dict[str, Any], tasks: List[str]) -> List[Dict[str, Any]]:
         f'no offline PAC model under {_WORK_DIR.value} for '
         f'{", ".join(f"{t} {d} seed {s}" for t, d, s in absent)}; train them '
         f'first: python -m benchmarks.offline_suite --suite_dir='
-        f'{_SUITE_DIR.value} --work_dir={_WORK_DIR.value} --methods=pac '
+        f'{_SUITE_DIR.value} --work_dir={_WORK_DIR.value} '
+        f'--methods={_METHOD.value} '
         f'--tasks={",".join(sorted({t for t, _, _ in absent}))} '
         f'--datasets={",".join(sorted({d for _, d, _ in absent}))} '
         f'--seeds={",".join(sorted({str(s) for _, _, s in absent}))} '
@@ -124,7 +144,7 @@ def _config(run: Dict[str, Any], suite: Dict[str, Any]
       dataset=suite[run['task']]['datasets'][run['dataset']]['path'],
       agent=main_job.agent_config(
           run['seed'], online_fraction=0.5, samples_per_insert=32.0,
-          **_alpha_override()),
+          **_overrides()),
       num_actors=_ACTORS.value,
       max_learner_steps=_SUITE_STEPS.value + _STEPS.value,
       eval_every_steps=max(_STEPS.value // 4, 1),
@@ -148,8 +168,11 @@ def _sweep():
                           'suite_steps': _SUITE_STEPS.value,
                           'steps': _STEPS.value,
                           'actors': _ACTORS.value,
+                          'method': _METHOD.value,
                           'alpha': main_job.agent_config(
-                              **_alpha_override()).alpha,
+                              **_overrides()).alpha,
+                          'eval_temperature': main_job.agent_config(
+                              **_overrides()).eval_temperature,
                           'eval_episodes': _EVAL_EPISODES.value}}
   written = common.write_results('finetune', results, monitor)
   analysis.plot(records,

@@ -7,9 +7,12 @@ r"""PAC vs BC (and Acme's offline D4PG) on every dataset of the suite.
 For each task of the suite (`environments.build_suite`), each dataset kind
 and each seed, it trains offline with Launchpad's `local_mp` and the main
 job's agent settings (`launchers.main_job.agent_config`): `pac` (the
-defaults: alpha 0.5), `bc` (the same model, data and steps with alpha =
-1) and `pac_alpha0.25`, `pac_alpha0.75` (the defaults at another BC weight;
-the summary's alpha-PAC row takes the best PAC alpha per dataset); and the
+defaults: alpha 0.5, evaluations sampled at temperature 0.5), `bc` (the
+same model, data, steps and evaluations with alpha = 1) and
+`pac_alpha0.25`, `pac_alpha0.75` (the defaults at another BC weight; the
+summary's alpha-PAC row takes the best PAC alpha per dataset); any of
+them with a `_t<T>` suffix evaluates at temperature T instead (`pac_t1`,
+`bc_t1`: the defaults until 2026-12-07); and the
 peer `d4pg`: Acme's own D4PG learner on the same transitions for the same
 steps (`benchmarks.offline_d4pg`, in a process of its own; an interrupted
 one starts again). Every run evaluates at every third of
@@ -55,7 +58,8 @@ _DATASETS = flags.DEFINE_list('datasets', list(analysis.DATASETS),
                               'Dataset kinds.')
 _METHODS = flags.DEFINE_list(
     'methods', list(analysis.METHODS + analysis.ALPHA_VARIANTS),
-    'Methods: pac, bc, d4pg, pac_alpha<x> (PAC at BC weight x).')
+    'Methods: pac, bc, d4pg, pac_alpha<x> (PAC at BC weight x); a _t<T> '
+    'suffix evaluates a PAC or BC method at temperature T (pac_t1).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds.')
 _STEPS = flags.DEFINE_integer('steps', 10_000, 'Learner steps of every run.')
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 5,
@@ -83,7 +87,7 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
         f'{", ".join(analysis.DATASETS)}')
   for method in _METHODS.value:
     try:
-      analysis.method_alpha(method)
+      analysis.method_overrides(method)
     except ValueError as error:
       raise config_lib.RunConfigError(f'--methods: {error}') from None
   runs = []
@@ -100,8 +104,7 @@ def _runs(tasks: List[str]) -> List[Dict[str, Any]]:
 
 def _config(run: Dict[str, Any], suite: Dict[str, Any]
             ) -> config_lib.RunConfig:
-  alpha = analysis.method_alpha(run['method'])
-  overrides = {} if alpha is None else {'alpha': alpha}
+  overrides = analysis.method_overrides(run['method'])
   return config_lib.RunConfig(
       mode='offline', task=run['task'],
       run_dir=os.path.join(_WORK_DIR.value, run['name']),

@@ -20,6 +20,11 @@ METHODS = ('pac', 'bc', PEER)
 # summary, chosen on the recorded evaluations (so it is tuned on them).
 ALPHA_PREFIX = 'pac_alpha'
 ALPHA_PAC = 'alpha_pac'
+# Any PAC or BC method evaluated at another temperature than the defaults'
+# ('pac_t1', 'pac_alpha0.25_t1': evaluations sampled at temperature 1). The
+# methods of one temperature form a family: alpha-PAC and the aims compare
+# methods within a family only, so PAC and BC always act by the same rule.
+TEMPERATURE_INFIX = '_t'
 # The BC weights a sweep tries by default beside the defaults' 0.5.
 ALPHA_VARIANTS = ('pac_alpha0.25', 'pac_alpha0.75')
 # The datasets whose behaviour is below expert (the aim's average).
@@ -50,23 +55,52 @@ def read_complete_suite(suite_dir: str, tasks: List[str]
   return suite, list(tasks) or sorted(suite)
 
 
-def method_alpha(method: str) -> Optional[float]:
-  """The BC weight `method` trains with: None for 'pac' and the peer (their
-  own settings), 1 for 'bc', x for 'pac_alpha<x>'; a one-line `ValueError`
-  for any other name."""
-  if method in ('pac', PEER):
-    return None
-  if method == 'bc':
-    return 1.0
-  if method.startswith(ALPHA_PREFIX):
+def split_temperature(method: str) -> Tuple[str, str]:
+  """(base method, family suffix): ('pac_alpha0.25', '_t1') for
+  'pac_alpha0.25_t1', ('pac', '') for 'pac' (the defaults' temperature)."""
+  base, infix, value = method.rpartition(TEMPERATURE_INFIX)
+  if infix and base and value:
+    return base, infix + value
+  return method, ''
+
+
+def method_overrides(method: str) -> Dict[str, float]:
+  """The overrides of the main job's agent settings that `method` trains and
+  evaluates with: {} for 'pac' and the peer (their own settings), alpha 1
+  for 'bc', alpha x for 'pac_alpha<x>', and eval_temperature T for a
+  '_t<T>' suffix; a one-line `ValueError` for any other name."""
+  base, suffix = split_temperature(method)
+  overrides: Dict[str, float] = {}
+  if suffix:
     try:
-      alpha = float(method[len(ALPHA_PREFIX):])
+      temperature = float(suffix[len(TEMPERATURE_INFIX):])
+    except ValueError:
+      temperature = 0.0
+    if base == PEER or not temperature > 0.0:
+      raise ValueError(
+          f'unknown {method}: a {TEMPERATURE_INFIX}<temperature> suffix takes '
+          f'a number > 0 after pac, bc or {ALPHA_PREFIX}<x> (e.g. pac_t1)')
+    overrides['eval_temperature'] = temperature
+  if base == 'bc':
+    overrides['alpha'] = 1.0
+  elif base.startswith(ALPHA_PREFIX):
+    try:
+      alpha = float(base[len(ALPHA_PREFIX):])
     except ValueError:
       alpha = -1.0
-    if 0.0 <= alpha <= 1.0:
-      return alpha
-  raise ValueError(f'unknown {method}; choose from {", ".join(METHODS)} or '
-                   f'{ALPHA_PREFIX}<alpha in [0, 1]> (e.g. {ALPHA_PREFIX}0.75)')
+    if not 0.0 <= alpha <= 1.0:
+      raise ValueError(_unknown(method))
+    overrides['alpha'] = alpha
+  elif base not in ('pac', PEER):
+    raise ValueError(_unknown(method))
+  return overrides
+
+
+def _unknown(method: str) -> str:
+  return (f'unknown {method}; choose from {", ".join(METHODS)} or '
+          f'{ALPHA_PREFIX}<alpha in [0, 1]> (e.g. {ALPHA_PREFIX}0.75), '
+          f'optionally with {TEMPERATURE_INFIX}<evaluation temperature> '
+          '(e.g. pac_t1)')
 
 
 def run_name(method: str, task: str, dataset: str, steps: int,
@@ -147,69 +181,100 @@ def summarise(records: List[Dict[str, Any]]) -> Dict[str, Any]:
                            'std': float(np.std(last)),
                            'best_mean': float(np.mean(best)),
                            'seeds': len(chosen)}
-      candidates = [m for m in methods
-                    if m == 'pac' or m.startswith(ALPHA_PREFIX)]
-      if candidates:
-        chosen_method = max(sorted(candidates),
-                            key=lambda m: methods[m]['mean'])
-        methods[ALPHA_PAC] = dict(methods[chosen_method],
-                                  method=chosen_method,
-                                  tried=sorted(candidates))
+      for suffix in families(methods):
+        candidates = [m for m in methods if _is_pac(m, suffix)]
+        if candidates:
+          chosen_method = max(sorted(candidates),
+                              key=lambda m: methods[m]['mean'])
+          methods[ALPHA_PAC + suffix] = dict(methods[chosen_method],
+                                             method=chosen_method,
+                                             tried=sorted(candidates))
 
-  def gap_to_bc(method, datasets):
-    """Mean of (method - BC) over the cells that have both; and how many."""
-    gaps = [cells[method]['mean'] - cells['bc']['mean']
+  def gap_to_bc(method, bc, datasets):
+    """Mean of (method - bc) over the cells that have both; and how many."""
+    gaps = [cells[method]['mean'] - cells[bc]['mean']
             for t in table for d, cells in table[t].items()
-            if d in datasets and method in cells and 'bc' in cells]
+            if d in datasets and method in cells and bc in cells]
     return (round(float(np.mean(gaps)), 2) if gaps else None), len(gaps)
 
-  variants = sorted({m for t in table for cells in table[t].values()
-                     for m in cells if m.startswith(ALPHA_PREFIX)})
+  present = {m for t in table for cells in table[t].values() for m in cells}
   aims = {}
-  for name in ['pac', ALPHA_PAC] + variants:
-    for kind, datasets, aim, met in (
-        ('suboptimal', SUBOPTIMAL, '10_above_bc_on_suboptimal',
-         lambda gap: gap >= 10),
-        ('expert', ('expert',), 'within_5_of_bc_on_expert',
-         lambda gap: gap >= -5)):
-      gap, cells = gap_to_bc(name, datasets)
-      if cells:
-        aims[f'{kind}_{name}_minus_bc'] = gap
-        aims[f'{kind}_{name}_cells'] = cells
-        aims[f'{name}_{aim}'] = met(gap)
+  for suffix in families(present):
+    variants = sorted(m for m in present if m.startswith(ALPHA_PREFIX)
+                      and split_temperature(m)[1] == suffix)
+    for name in ['pac' + suffix, ALPHA_PAC + suffix] + variants:
+      for kind, datasets, aim, met in (
+          ('suboptimal', SUBOPTIMAL, '10_above_bc_on_suboptimal',
+           lambda gap: gap >= 10),
+          ('expert', ('expert',), 'within_5_of_bc_on_expert',
+           lambda gap: gap >= -5)):
+        gap, cells = gap_to_bc(name, 'bc' + suffix, datasets)
+        if cells:
+          aims[f'{kind}_{name}_minus_bc{suffix}'] = gap
+          aims[f'{kind}_{name}_cells'] = cells
+          aims[f'{name}_{aim}'] = met(gap)
   return {'normalized_return': table, 'aims': aims}
 
 
+def is_pac(method: str) -> bool:
+  """Whether `method` is PAC at some alpha (not BC, not the peer)."""
+  base = split_temperature(method)[0]
+  return base == 'pac' or base.startswith(ALPHA_PREFIX)
+
+
+def _is_pac(method: str, suffix: str) -> bool:
+  """Whether `method` is PAC at some alpha, of the family `suffix`."""
+  return is_pac(method) and split_temperature(method)[1] == suffix
+
+
+def families(methods) -> List[str]:
+  """The temperature families among `methods`: '' (the defaults') first."""
+  return sorted({split_temperature(m)[1] for m in methods if m != PEER},
+                key=lambda suffix: (suffix != '', suffix))
+
+
 def markdown_table(summary: Dict[str, Any]) -> str:
-  """The summary as a README table: last normalised return, mean ± std over
+  """The summary as README tables, one per temperature family (the
+  defaults' first, with the peer): last normalised return, mean ± std over
   seeds (best evaluation's mean in brackets), one column per method that
   has a cell; alpha-PAC's cell names its choice in square brackets."""
   table = summary['normalized_return']
   present = {m for t in table for cells in table[t].values() for m in cells}
-  variants = sorted(m for m in present if m.startswith(ALPHA_PREFIX))
-  columns = [m for m in ['pac'] + variants + [ALPHA_PAC, 'bc', PEER]
-             if m in present]
-  lines = ['| task | dataset | ' + ' | '.join(columns) + ' |',
-           '|---|---|' + '---:|' * len(columns)]
-  for task in sorted(table):
-    for dataset in DATASETS:
-      if dataset not in table[task]:
-        continue
-      cells = []
-      for method in columns:
-        cell = table[task][dataset].get(method)
-        if cell is None:
-          cells.append('')
+  parts = []
+  for suffix in families(present):
+    variants = sorted(m for m in present if m.startswith(ALPHA_PREFIX)
+                      and split_temperature(m)[1] == suffix)
+    columns = [m for m in ['pac' + suffix] + variants +
+               [ALPHA_PAC + suffix, 'bc' + suffix] + ([PEER] * (not suffix))
+               if m in present]
+    if not columns:
+      continue
+    lines = ['| task | dataset | ' + ' | '.join(columns) + ' |',
+             '|---|---|' + '---:|' * len(columns)]
+    for task in sorted(table):
+      for dataset in DATASETS:
+        if not any(m in table[task].get(dataset, {}) for m in columns):
           continue
-        text = f'{cell["mean"]:.1f}'
-        if cell['seeds'] > 1:
-          text += f' ± {cell["std"]:.1f}'
-        text += f' ({cell["best_mean"]:.1f})'
-        if method == ALPHA_PAC:
-          text += f' [{cell["method"].replace(ALPHA_PREFIX, "alpha ")}]'
-        cells.append(text)
-      lines.append(f'| {task} | {dataset} | ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines) + '\n'
+        cells = []
+        for method in columns:
+          cell = table[task][dataset].get(method)
+          if cell is None:
+            cells.append('')
+            continue
+          text = f'{cell["mean"]:.1f}'
+          if cell['seeds'] > 1:
+            text += f' ± {cell["std"]:.1f}'
+          text += f' ({cell["best_mean"]:.1f})'
+          if split_temperature(method)[0] == ALPHA_PAC:
+            chosen = split_temperature(cell['method'])[0]
+            text += f' [{chosen.replace(ALPHA_PREFIX, "alpha ")}]'
+          cells.append(text)
+        lines.append(f'| {task} | {dataset} | ' + ' | '.join(cells) + ' |')
+    heading = ('Evaluated at the defaults\' temperature' if not suffix else
+               'Evaluated at temperature '
+               f'{suffix[len(TEMPERATURE_INFIX):]}')
+    parts.append(f'{heading}:\n\n' + '\n'.join(lines) + '\n')
+  return '\n'.join(parts)
 
 
 def plot(summary: Dict[str, Any], path: str, title: str) -> None:
@@ -221,7 +286,7 @@ def plot(summary: Dict[str, Any], path: str, title: str) -> None:
   table = summary['normalized_return']
   groups = [(task, dataset) for task in sorted(table)
             for dataset in DATASETS if dataset in table[task]]
-  methods = [m for m in ('pac', ALPHA_PAC, 'bc', PEER)
+  methods = [m for m in ('pac', ALPHA_PAC, 'bc', PEER, 'pac_t1', 'bc_t1')
              if any(m in table[t][d] for t, d in groups)]
   fig, axis = plt.subplots(figsize=(2.5 + 1.1 * len(groups), 4))
   width = 0.8 / max(len(methods), 1)

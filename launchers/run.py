@@ -56,6 +56,13 @@ _ONLINE_STEPS = flags.DEFINE_integer(
     'online_fraction_schedule_steps', None,
     'Steps to ramp the online fraction from 0 to --online_fraction.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Learner batch size.')
+_EVAL_POLICY = flags.DEFINE_string(
+    'eval_policy', None, 'How evaluations act: one of '
+    f"{', '.join(pac_config.POLICY_MODES)} (PACConfig's default if unset).")
+_EVAL_TEMPERATURE = flags.DEFINE_float(
+    'eval_temperature', None,
+    "Sampling temperature of 'sample' and 'q_filter' evaluations (< 1: "
+    "sharper than the policy; PACConfig's default if unset).")
 _LEARNING_RATE = flags.DEFINE_float('learning_rate', None, 'Adam step size.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Selfimprove rounds.')
 _EPISODES_PER_ROUND = flags.DEFINE_integer(
@@ -133,6 +140,8 @@ def agent_config_from_flags() -> pac_config.PACConfig:
       'online_fraction_schedule_steps': _ONLINE_STEPS.value,
       'batch_size': _BATCH_SIZE.value,
       'learning_rate': _LEARNING_RATE.value,
+      'eval_policy': _EVAL_POLICY.value,
+      'eval_temperature': _EVAL_TEMPERATURE.value,
   }
   if _MODE.value == 'finetune' and _ONLINE_FRACTION.value is None:
     overrides['online_fraction'] = 0.5

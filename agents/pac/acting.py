@@ -25,11 +25,25 @@ Policy = Callable[[networks_lib.Params, networks_lib.PRNGKey,
 
 
 def make_policy(networks: pac_networks.PACNetworks,
-                config: config_lib.PACConfig, mode: str) -> Policy:
-  """The batched policy function for `mode` (one of POLICY_MODES)."""
+                config: config_lib.PACConfig, mode: str,
+                temperature: float = 1.0) -> Policy:
+  """The batched policy function for `mode` (one of POLICY_MODES).
+
+  'sample' and 'q_filter' draw from softmax(logits / `temperature`) per
+  dimension: below 1 the draws keep to the policy's likely bins. The BC term
+  fits pi to an arithmetic mixture that gives the data's own action
+  distribution a share alpha of the mass, so on mixed-quality data a policy
+  sampled at temperature 1 takes, in states every behaviour visits, the
+  data's random actions a fixed share of the time whatever the critic says;
+  a lower evaluation temperature (`config.eval_temperature`) removes most
+  of that floor and keeps the improved part (agents/pac/README.md).
+  """
   if mode not in config_lib.POLICY_MODES:
     raise config_lib.ConfigError(f'Unknown policy mode {mode!r}; expected one '
                                  f'of {config_lib.POLICY_MODES}.')
+  if not temperature > 0.0:
+    raise config_lib.ConfigError(
+        f'temperature={temperature!r} is invalid: must be a number > 0.')
 
   def policy(params: networks_lib.Params, key: networks_lib.PRNGKey,
              observation: networks_lib.Observation) -> jnp.ndarray:
@@ -38,7 +52,8 @@ def make_policy(networks: pac_networks.PACNetworks,
     mask = networks.action_mask(observation)  # [B, A]
     if mode == 'mode':
       return pac_networks.mode(logits, mask)  # [B, A]
-    logits = pac_networks.mix_uniform(logits, config.uniform_mix)
+    logits = pac_networks.mix_uniform(logits / temperature,
+                                      config.uniform_mix)
     if mode == 'sample':
       return pac_networks.sample(key, logits, mask, 1)[:, 0]  # [B, A]
     candidates = pac_networks.sample(

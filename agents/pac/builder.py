@@ -145,7 +145,11 @@ class PACBuilder(builders.ActorLearnerBuilder):
 
   def make_policy(self, networks: networks_module.PACNetworks,
                   evaluation: bool = False) -> acting.Policy:
-    """The actors' (exploring) or the evaluators' policy, from the config."""
-    mode = (self._config.eval_policy if evaluation else
-            self._config.actor_policy)
-    return acting.make_policy(networks, self._config, mode)
+    """The actors' (exploring, temperature 1) or the evaluators' policy
+    (`eval_policy` at `eval_temperature`), from the config."""
+    if evaluation:
+      return acting.make_policy(networks, self._config,
+                                self._config.eval_policy,
+                                self._config.eval_temperature)
+    return acting.make_policy(networks, self._config,
+                              self._config.actor_policy)

@@ -211,6 +211,7 @@ class PACConfig:
   # Acting.
   actor_policy: str = 'sample'
   eval_policy: str = 'mode'
+  eval_temperature: float = 1.0
   num_q_filter_samples: int = 16
   variable_update_period: int = 100
   seed: int = 0
@@ -286,6 +287,8 @@ class PACConfig:
     for field in ('actor_policy', 'eval_policy'):
       _check(getattr(self, field) in POLICY_MODES, field, getattr(self, field),
              f'must be one of {list(POLICY_MODES)}')
+    _check_float(self.eval_temperature, 'eval_temperature', 0.0, math.inf,
+                 low_open=True, high_open=True)
     _check_int(self.num_q_filter_samples, 'num_q_filter_samples', 1)
     if 'q_filter' in (self.actor_policy, self.eval_policy):
       _check(self.num_q_filter_samples >= 2, 'num_q_filter_samples',

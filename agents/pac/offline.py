@@ -56,9 +56,11 @@ def evaluate(networks: networks_lib.PACNetworks,
              on_step: Optional[Callable[[object], None]] = None
              ) -> np.ndarray:
   """Undiscounted returns [episodes] of whole episodes acting by `mode`
-  (one of config.POLICY_MODES) on `make_environment(seed)`; `on_step` sees
-  every observation the policy acts on (what it does, not just how well)."""
-  policy = jax.jit(acting.make_policy(networks, config, mode))
+  (one of config.POLICY_MODES, at config.eval_temperature) on
+  `make_environment(seed)`; `on_step` sees every observation the policy acts
+  on (what it does, not just how well)."""
+  policy = jax.jit(acting.make_policy(networks, config, mode,
+                                      config.eval_temperature))
   environment = make_environment(seed)
   key = jax.random.PRNGKey(seed)
   returns = []

@@ -128,6 +128,14 @@ def test_a_missing_suite_or_offline_model_ends_in_one_line(tmp_path):
   result = _finetune(tmp_path, '--suite_steps=16', '--alpha=2')
   assert result.returncode == 2 and 'alpha' in result.stdout
   assert 'Traceback' not in result.stdout and '[run]' not in result.stdout
+  # --method names the offline models: a PAC method, with its settings.
+  result = _finetune(tmp_path, '--suite_steps=16', '--method=bc')
+  assert result.returncode == 2 and 'not a PAC method' in result.stdout
+  result = _finetune(tmp_path, '--suite_steps=16', '--method=pac_t0')
+  assert result.returncode == 2 and '--method: unknown pac_t0' in result.stdout
+  result = _finetune(tmp_path, '--suite_steps=16', '--method=pac_t1')
+  assert result.returncode == 2 and '--methods=pac_t1 ' in result.stdout
+  assert 'Traceback' not in result.stdout and '[run]' not in result.stdout
 
 
 @pytest.mark.integration

@@ -98,6 +98,7 @@ def test_the_table_has_a_column_per_method_and_alpha_pacs_choice():
              _record('expert', 'pac', 0, 90),
              _record('expert', 'pac_alpha0.75', 0, 95)]
   assert analysis.markdown_table(analysis.summarise(records)).splitlines() == [
+      "Evaluated at the defaults' temperature:", '',
       '| task | dataset | pac | pac_alpha0.75 | alpha_pac | bc |',
       '|---|---|---:|---:|---:|---:|',
       '| t | medium | 60.0 ± 10.0 (61.0) |  | 60.0 ± 10.0 (61.0) [pac] | '
@@ -106,15 +107,54 @@ def test_the_table_has_a_column_per_method_and_alpha_pacs_choice():
       '97.0 (98.0) |']
 
 
-def test_a_methods_bc_weight_is_in_its_name():
-  assert analysis.method_alpha('pac') is None
-  assert analysis.method_alpha('d4pg') is None
-  assert analysis.method_alpha('bc') == 1.0
-  assert analysis.method_alpha('pac_alpha0.75') == 0.75
-  assert analysis.method_alpha('pac_alpha0') == 0.0
-  for bad in ('pac_alpha1.5', 'pac_alpha', 'pac_alphax', 'cql'):
+def test_a_methods_settings_are_in_its_name():
+  """Its BC weight and, with a _t<T> suffix, its evaluation temperature."""
+  assert analysis.method_overrides('pac') == {}
+  assert analysis.method_overrides('d4pg') == {}
+  assert analysis.method_overrides('bc') == {'alpha': 1.0}
+  assert analysis.method_overrides('pac_alpha0.75') == {'alpha': 0.75}
+  assert analysis.method_overrides('pac_alpha0') == {'alpha': 0.0}
+  assert analysis.method_overrides('pac_t1') == {'eval_temperature': 1.0}
+  assert analysis.method_overrides('bc_t0.25') == {'alpha': 1.0,
+                                                   'eval_temperature': 0.25}
+  assert analysis.method_overrides('pac_alpha0.25_t1') == {
+      'alpha': 0.25, 'eval_temperature': 1.0}
+  for bad in ('pac_alpha1.5', 'pac_alpha', 'pac_alphax', 'cql', 'cql_t1',
+              'pac_alpha2_t1'):
     with pytest.raises(ValueError, match=f'unknown {bad}; choose from'):
-      analysis.method_alpha(bad)
+      analysis.method_overrides(bad)
+  for bad in ('pac_t0', 'pac_tx', 'd4pg_t1'):
+    with pytest.raises(ValueError, match=f'unknown {bad}: a _t<temperature>'):
+      analysis.method_overrides(bad)
+
+
+def test_methods_are_compared_within_their_temperature_family():
+  """alpha-PAC and the aims never compare PAC at one temperature with BC
+  at another; each family has its own table."""
+  records = [_record('medium', 'pac', 0, 50), _record('medium', 'bc', 0, 40),
+             _record('medium', 'pac_t1', 0, 30),
+             _record('medium', 'pac_alpha0.25_t1', 0, 45),
+             _record('medium', 'bc_t1', 0, 20), _record('medium', 'd4pg', 0, 5)]
+  summary = analysis.summarise(records)
+  table = summary['normalized_return']['t']['medium']
+  assert table['alpha_pac']['tried'] == ['pac']
+  assert table['alpha_pac_t1']['method'] == 'pac_alpha0.25_t1'
+  assert table['alpha_pac_t1']['tried'] == ['pac_alpha0.25_t1', 'pac_t1']
+  aims = summary['aims']
+  assert aims['suboptimal_pac_minus_bc'] == 10.0
+  assert aims['suboptimal_pac_t1_minus_bc_t1'] == 10.0
+  assert aims['suboptimal_alpha_pac_t1_minus_bc_t1'] == 25.0
+  assert aims['suboptimal_pac_alpha0.25_t1_minus_bc_t1'] == 25.0
+  assert not any(key.endswith('minus_bc') and '_t1' in key for key in aims)
+  lines = analysis.markdown_table(summary).splitlines()
+  assert lines[2] == '| task | dataset | pac | alpha_pac | bc | d4pg |'
+  assert lines[4] == ('| t | medium | 50.0 (51.0) | 50.0 (51.0) [pac] | '
+                      '40.0 (41.0) | 5.0 (6.0) |')
+  assert lines[6] == 'Evaluated at temperature 1:'
+  assert lines[8] == ('| task | dataset | pac_t1 | pac_alpha0.25_t1 | '
+                      'alpha_pac_t1 | bc_t1 |')
+  assert lines[10] == ('| t | medium | 30.0 (31.0) | 45.0 (46.0) | '
+                       '45.0 (46.0) [alpha 0.25] | 20.0 (21.0) |')
 
 
 def _sweep(tmp_path, *extra):
@@ -147,8 +187,8 @@ def test_a_missing_suite_or_bad_flags_end_in_one_line(tmp_path):
 def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   build_suite.build(['cartpole_swingup'], 1, str(tmp_path / 'suite'), seed=0,
                     workers=1, log=lambda line: None)
-  command = ('--datasets=medium', '--methods=pac_alpha0.75,d4pg', '--steps=16',
-             '--eval_episodes=1')
+  command = ('--datasets=medium', '--methods=pac_alpha0.75_t1,d4pg',
+             '--steps=16', '--eval_episodes=1')
   # What an interrupted peer run left: it starts again from scratch.
   peer_dir = tmp_path / 'runs' / analysis.run_name(
       'd4pg', 'cartpole_swingup', 'medium', 16, 0)
@@ -162,13 +202,16 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   pac, d4pg = results['records']
   assert [(r['task'], r['dataset'], r['method'], r['seed'],
            r['learner_steps']) for r in (pac, d4pg)] == [
-               ('cartpole_swingup', 'medium', 'pac_alpha0.75', 0, 16),
+               ('cartpole_swingup', 'medium', 'pac_alpha0.75_t1', 0, 16),
                ('cartpole_swingup', 'medium', 'd4pg', 0, 16)]
-  # PAC trained at the BC weight its name gives.
+  # PAC trained at the BC weight its name gives, and evaluated at its
+  # temperature.
   with open(tmp_path / 'runs' / analysis.run_name(
-      'pac_alpha0.75', 'cartpole_swingup', 'medium', 16, 0) /
+      'pac_alpha0.75_t1', 'cartpole_swingup', 'medium', 16, 0) /
             'config.json') as f:
-    assert json.load(f)['agent.alpha'] == 0.75
+    config = json.load(f)
+  assert config['agent.alpha'] == 0.75
+  assert config['agent.eval_temperature'] == 1.0
   # The report carries PAC's last learner metrics (D4PG logs its own).
   assert set(pac['final_learner']) == set(analysis.LEARNER_METRICS)
   assert 'final_learner' not in d4pg
@@ -191,11 +234,11 @@ def test_a_tiny_sweep_trains_records_and_skips_on_rerun(tmp_path):
   assert '[d4pg]' not in rerun.stdout
   # A report over more than was run trains nothing and names what is missing.
   report = _sweep(tmp_path, '--datasets=medium,expert',
-                  '--methods=pac_alpha0.75',
+                  '--methods=pac_alpha0.75_t1',
                   '--steps=16', '--eval_episodes=1', '--report_only')
   assert report.returncode == 0 and '[run]' not in report.stdout
   with open(tmp_path / 'results' / 'offline_suite.json') as f:
     reported = json.load(f)
   assert reported['records'] == [pac]
   assert reported['missing'] == [
-      'pac_alpha0.75_cartpole_swingup_expert_16steps_seed0']
+      'pac_alpha0.75_t1_cartpole_swingup_expert_16steps_seed0']

@@ -290,3 +290,19 @@ def test_cli_reports_bad_input_in_one_line_with_status_2(
   lines = process.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error:'), process.stderr
   assert named in lines[0], process.stderr
+
+
+@pytest.mark.parametrize('flag,named', [
+    ('--eval_temperature=0', 'eval_temperature=0.0 is invalid'),
+    ('--eval_policy=greedy', "eval_policy='greedy' is invalid"),
+])
+def test_cli_reports_a_bad_agent_flag_in_one_line_with_status_2(
+    tmp_path, cartpole_dataset, flag, named):
+  process = subprocess.run(
+      [sys.executable, '-m', 'launchers.run', '--mode=offline',
+       f'--task={TASK}', f'--dataset={cartpole_dataset}',
+       f'--run_dir={tmp_path}/run', flag],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert process.returncode == 2 and not (tmp_path / 'run').exists()
+  lines = process.stderr.strip().splitlines()
+  assert len(lines) == 1 and named in lines[0], process.stderr

@@ -122,6 +122,55 @@ def test_sample_frequencies_follow_the_policy(setup, policies, uniform_mix):
   assert np.max(probs) > 2.0 / config.num_bins
 
 
+@pytest.mark.parametrize('temperature', [0.5, 0.25])
+def test_sampling_temperature_sharpens_the_policy(setup, temperature):
+  """At temperature T the bin frequencies follow softmax(logits / T): the
+  policy's likely bins gain, its unlikely ones all but vanish."""
+  networks, params = setup
+  policy = jax.jit(acting.make_policy(networks, _CONFIG, 'sample',
+                                      temperature))
+  num = 4000
+  one = _observation(1, seed=5)
+  observation = jax.tree.map(lambda x: jnp.repeat(x, num, axis=0), one)
+  actions = np.asarray(policy(params, jax.random.PRNGKey(6), observation))
+  _, logits = _logits(networks, params, one)
+  probs = np.asarray(jax.nn.softmax(logits[0]))  # [A, K]
+  sharp = np.asarray(jax.nn.softmax(logits[0] / temperature))  # [A, K]
+  bins = np.asarray(networks_lib.action_to_bin(actions, _CONFIG.num_bins))
+  for dim in range(2):
+    freq = np.bincount(bins[:, dim], minlength=_CONFIG.num_bins) / num
+    np.testing.assert_allclose(freq, sharp[dim], atol=0.032)
+    # The sharpened distribution differs from pi where the test can see it.
+    assert np.max(np.abs(sharp[dim] - probs[dim])) > 0.05
+    assert freq[np.argmax(probs[dim])] > probs[dim].max() + 0.05
+
+
+def test_builder_tempers_only_the_evaluation_policy(setup):
+  """Actors explore at temperature 1; evaluators sample at eval_temperature."""
+  networks, params = setup
+  config = dataclasses.replace(_CONFIG, actor_policy='sample',
+                               eval_policy='sample', eval_temperature=0.25)
+  builder = builder_lib.PACBuilder(config)
+  observation = _observation(256, seed=12)
+  key = jax.random.PRNGKey(13)
+  _, logits = _logits(networks, params, observation)
+  acted = builder.make_policy(networks)(params, key, observation)
+  evaluated = builder.make_policy(networks, evaluation=True)(params, key,
+                                                             observation)
+  np.testing.assert_array_equal(
+      acted, networks_lib.sample(key, logits, None, 1)[:, 0])
+  np.testing.assert_array_equal(
+      evaluated, networks_lib.sample(key, logits / 0.25, None, 1)[:, 0])
+  assert not np.array_equal(acted, evaluated)
+
+
+@pytest.mark.parametrize('temperature', [0.0, -1.0])
+def test_non_positive_temperature_raises_config_error(setup, temperature):
+  networks, _ = setup
+  with pytest.raises(config_lib.ConfigError, match='temperature'):
+    acting.make_policy(networks, _CONFIG, 'sample', temperature)
+
+
 def test_q_filter_returns_the_best_of_the_sampled_candidates(setup, policies):
   networks, params = setup
   observation = _observation(32, seed=7)

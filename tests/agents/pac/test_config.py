@@ -65,6 +65,7 @@ def test_replace_revalidates():
     ('samples_per_insert', 0.0),
     ('samples_per_insert_tolerance_rate', -0.1),
     ('actor_policy', 'greedy'), ('eval_policy', 'argmax'),
+    ('eval_temperature', 0.0), ('eval_temperature', float('inf')),
     ('num_q_filter_samples', 0),
     ('variable_update_period', 0),
     ('seed', -1),
