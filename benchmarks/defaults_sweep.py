@@ -9,8 +9,9 @@ Every variant is the main job's agent settings
 run trains offline in this process (`agents.pac.offline`: uniform batches of
 the in-memory n-step transitions, no Reverb), evaluates the sampled policy
 every --eval_every steps, and at the end acts by each policy mode ('sample',
-'mode', 'q_filter') and compares the critic's Q(s, a) on the data with the
-data's discounted returns (rank correlation and bias).
+'mode', 'q_filter'), samples it at each of TEMPERATURES on the same
+episodes' seeds (--temperature_episodes), and compares the critic's Q(s, a)
+on the data with the data's discounted returns (rank correlation and bias).
 
 Resumable: each run's record goes to
 `<results_dir>/defaults_sweep_runs/<variant>_seed<s>_<steps>steps.json` as
@@ -20,6 +21,7 @@ it finishes and a rerun skips it (an interrupted run starts again);
 is missing) and `defaults_sweep.png`.
 """
 
+import dataclasses
 import os
 import time
 from typing import Any, Dict, List
@@ -36,13 +38,13 @@ from launchers import main_job
 
 # name -> overrides of main_job.agent_config. 'main' is the main job itself
 # (learning rate 1e-3, Polyak targets, alpha 0.5, evaluations sampled at
-# temperature 0.5: what the sweeps chose). The other two evaluate the same
-# training at another temperature ('eval_t1' is the main job until
-# 2026-12-07).
+# temperature 0.5: what the sweeps chose); 'eval_t1' evaluates the same
+# training at temperature 1 (the main job until 2026-12-07).
 _MAIN: Dict[str, Dict[str, Any]] = {
     'main': {},
     'eval_t1': {'eval_temperature': 1.0},
-    'eval_t0.25': {'eval_temperature': 0.25},
+    # Four times the data per step (and ~2.5x the step's time on a CPU).
+    'batch256': {'batch_size': 256},
 }
 # Variants of the main job's settings while its alpha was 0.25 ('alpha0.25'
 # is that main job; until 2026-11-29; evaluations at temperature 1), kept so
@@ -92,6 +94,9 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     **{name: {**main_job.PREVIOUS_SETTINGS, **overrides}
        for name, overrides in _PREVIOUS.items()}}
 MODES = ('sample', 'mode', 'q_filter')
+# Sampling temperatures the final model is also evaluated at, on the same
+# episodes' seeds: what the evaluation temperature alone changes.
+TEMPERATURES = (1.0, 0.5, 0.25)
 
 _DATASET = flags.DEFINE_string(
     'dataset', 'data/cartpole_swingup_mixed',
@@ -105,6 +110,9 @@ _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 3,
                                       'Episodes of each evaluation.')
 _FINAL_EPISODES = flags.DEFINE_integer(
     'final_episodes', 5, 'Episodes of the final evaluation of each mode.')
+_TEMPERATURE_EPISODES = flags.DEFINE_integer(
+    'temperature_episodes', 10, 'Episodes of the final evaluation at each '
+    'sampling temperature (TEMPERATURES).')
 _REPORT_ONLY = flags.DEFINE_bool(
     'report_only', False, 'Train nothing: write the results of the runs '
     'recorded so far (the rest listed as missing).')
@@ -159,12 +167,17 @@ def _run(dataset, variant: str, seed: int) -> Dict[str, Any]:
       _FINAL_EPISODES.value, seed=2000 + seed,
       on_step=seen.append if mode == 'sample' else None).mean())
            for mode in MODES}
+  by_temperature = {str(t): float(offline.evaluate(
+      networks, dataclasses.replace(config, eval_temperature=t), params,
+      make_environment, 'sample', _TEMPERATURE_EPISODES.value,
+      seed=3000 + seed).mean()) for t in TEMPERATURES}
   return {'variant': variant, 'overrides': VARIANTS[variant],
           'task': dataset.task, 'dataset': _DATASET.value, 'seed': seed,
           'learner_steps': learner.num_steps,
           'return': curve[-1]['return_mean'],
           'best_return': max(point['return_mean'] for point in curve),
           'curve': curve, 'final': final,
+          'final_by_temperature': by_temperature,
           'pole': (cartpole_controller.pole_summary(seen)
                    if dataset.task.startswith('cartpole') else None),
           'critic': offline.critic_vs_returns(
@@ -193,6 +206,12 @@ def summarise(records: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
                   for mode in MODES},
         'rank_correlation': float(np.mean(
             [r['critic']['rank_correlation'] for r in chosen]))}
+    temperatures = [r['final_by_temperature'] for r in chosen
+                    if 'final_by_temperature' in r]
+    if temperatures:  # Records from before the check have none.
+      summary[variant]['final_by_temperature'] = {
+          key: float(np.mean([t[key] for t in temperatures]))
+          for key in temperatures[0]}
     gaps = [r['action_gap'] for r in chosen if 'action_gap' in r]
     if gaps:  # Records from before the check have none.
       summary[variant]['action_gap'] = {
@@ -248,7 +267,11 @@ def _sweep():
                   **row['action_gap']) if 'action_gap' in row else '') + (
               '  upright {upright_fraction:.2f} |w| '
               '{mean_abs_angular_velocity:.1f}'.format(**row['pole'])
-              if 'pole' in row else ''), flush=True)
+              if 'pole' in row else '') + (
+              '  sampled at T ' + ' '.join(
+                  f'{t}: {r:.0f}'
+                  for t, r in row['final_by_temperature'].items())
+              if 'final_by_temperature' in row else ''), flush=True)
 
 
 def main(argv):

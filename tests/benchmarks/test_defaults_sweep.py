@@ -19,7 +19,7 @@ def _sweep(tmp_path, *extra):
       [sys.executable, '-m', 'benchmarks.defaults_sweep',
        f'--dataset={tmp_path / "data"}', f'--results_dir={tmp_path / "out"}',
        '--seeds=0', '--steps=16', '--eval_every=8', '--eval_episodes=1',
-       '--final_episodes=1', *extra],
+       '--final_episodes=1', '--temperature_episodes=1', *extra],
       cwd=ROOT, text=True, timeout=600, stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT)
 
@@ -52,6 +52,10 @@ def test_a_tiny_sweep_writes_records_and_resumes(tmp_path):
   assert record['variant'] == 'main' and record['learner_steps'] == 16
   assert [p['learner_steps'] for p in record['curve']] == [8, 16]
   assert set(record['final']) == {'sample', 'mode', 'q_filter'}
+  # The same model sampled at each temperature (an episode of cartpole
+  # swingup scores above 0 whatever the policy, so each one ran).
+  assert set(record['final_by_temperature']) == {'1.0', '0.5', '0.25'}
+  assert all(r > 0.0 for r in record['final_by_temperature'].values())
   assert -1.0 <= record['critic']['rank_correlation'] <= 1.0
   assert 0.0 <= record['pole']['upright_fraction'] <= 1.0
   assert record['pole']['mean_abs_angular_velocity'] >= 0.0
@@ -61,6 +65,8 @@ def test_a_tiny_sweep_writes_records_and_resumes(tmp_path):
   results = json.loads((tmp_path / 'out' / 'defaults_sweep.json').read_text())
   assert results['missing'] == []
   assert results['summary']['main']['return_mean'] == record['return']
+  assert results['summary']['main']['final_by_temperature'] == (
+      record['final_by_temperature'])
   assert (tmp_path / 'out' / 'defaults_sweep.png').stat().st_size > 0
   # A rerun trains nothing: the run is recorded.
   mtime = record_path.stat().st_mtime_ns
