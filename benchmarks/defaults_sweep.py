@@ -206,21 +206,17 @@ def summarise(records: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
                   for mode in MODES},
         'rank_correlation': float(np.mean(
             [r['critic']['rank_correlation'] for r in chosen]))}
-    temperatures = [r['final_by_temperature'] for r in chosen
-                    if 'final_by_temperature' in r]
-    if temperatures:  # Records from before the check have none.
-      summary[variant]['final_by_temperature'] = {
-          key: float(np.mean([t[key] for t in temperatures]))
-          for key in temperatures[0]}
-    gaps = [r['action_gap'] for r in chosen if 'action_gap' in r]
-    if gaps:  # Records from before the check have none.
-      summary[variant]['action_gap'] = {
-          key: float(np.mean([g[key] for g in gaps]))
-          for key in ('data_above_random', 'action_spread', 'state_spread')}
-    poles = [r['pole'] for r in chosen if r.get('pole')]
-    if poles:
-      summary[variant]['pole'] = {key: float(np.mean([p[key] for p in poles]))
-                                  for key in poles[0]}
+    # Fields older records lack (added with later checks), and the pole's
+    # (cartpole only): averaged over the records that have them.
+    for field, keys in (('final_by_temperature', None),
+                        ('action_gap', ('data_above_random', 'action_spread',
+                                        'state_spread')),
+                        ('pole', None)):
+      values = [r[field] for r in chosen if r.get(field)]
+      if values:
+        summary[variant][field] = {
+            key: float(np.mean([v[key] for v in values]))
+            for key in keys or values[0]}
   return summary
 
 
